@@ -1,0 +1,1 @@
+"""Feature extraction: openSMILE frames (acoustic) and TF Hub word vectors (lexical)."""

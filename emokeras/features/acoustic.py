@@ -1,0 +1,265 @@
+"""openSMILE ComParE_2016 frame features: 65 low-level descriptors and their 65 deltas, 10 ms hop.
+
+Extraction runs in worker processes (`python -m emokeras.features.acoustic`),
+never in the calling process: constructing `opensmile.Smile` in a process
+that has imported TensorFlow aborts it (`malloc(): invalid size`), and a
+fresh interpreter starts clean whatever its parent has loaded. Workers also
+give parallel extraction across cores. This module imports neither TensorFlow nor
+anything that does.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import Iterable, Iterator
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+NUM_FEATURES = 130
+FEATURE_SET = "ComParE_2016/LowLevelDescriptors+LowLevelDescriptors_Deltas"
+# Shortest audio that yields a frame: one 60 ms analysis window.
+MIN_SAMPLES = int(0.06 * SAMPLE_RATE)
+
+_smiles = None  # per worker process: (LLD extractor, delta extractor)
+
+
+class FeatureError(Exception):
+    """Audio that cannot give valid features; the message names the file and the problem."""
+
+
+def _extractors():
+    global _smiles
+    if _smiles is None:
+        if "tensorflow" in sys.modules:
+            raise RuntimeError(
+                "opensmile.Smile must not be constructed in a process that imported TensorFlow "
+                "(it aborts); use extract_frames_parallel, which runs openSMILE in worker processes")
+        import opensmile
+
+        _smiles = tuple(
+            opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=level)
+            for level in (opensmile.FeatureLevel.LowLevelDescriptors,
+                          opensmile.FeatureLevel.LowLevelDescriptors_Deltas))
+    return _smiles
+
+
+def read_audio(path: str) -> np.ndarray:
+    """Reads a wav as mono float32 at 16 kHz.
+
+    Several channels are averaged. Audio above 16 kHz is resampled down (no
+    band that ComParE measures is lost); audio below 16 kHz is refused, as
+    upsampling cannot restore the band above its Nyquist frequency that the
+    spectral descriptors measure.
+
+    Raises:
+      FeatureError: unreadable, empty, too short or under-sampled audio.
+    """
+    import audiofile
+    import audresample
+
+    try:
+        signal, rate = audiofile.read(path, always_2d=True, dtype="float32")
+    except Exception as error:  # soundfile raises several types for bad files
+        raise FeatureError(f"{path}: unreadable audio ({type(error).__name__}: {error})") from None
+    if signal.size == 0:
+        raise FeatureError(f"{path}: no samples")
+    signal = signal.mean(axis=0, keepdims=True) if signal.shape[0] > 1 else signal
+    if rate < SAMPLE_RATE:
+        raise FeatureError(f"{path}: sample rate {rate} Hz is below {SAMPLE_RATE} Hz; "
+                           "ComParE features need 16 kHz audio")
+    if rate != SAMPLE_RATE:
+        signal = audresample.resample(signal, rate, SAMPLE_RATE)
+    signal = signal[0]
+    if signal.shape[0] < MIN_SAMPLES:
+        raise FeatureError(f"{path}: {1000 * signal.shape[0] / SAMPLE_RATE:.0f} ms of audio is shorter "
+                           f"than one 60 ms analysis window")
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+def frames_from_signal(signal: np.ndarray, name: str = "<signal>") -> np.ndarray:
+    """Returns float32 `[num_frames, 130]`: ComParE LLDs then their deltas, one row per 10 ms.
+
+    The two openSMILE outputs differ in length (openSMILE repeats its last
+    frames when it flushes), so they are joined on their (start, end) index,
+    first occurrence kept, never zipped by position.
+
+    Raises:
+      FeatureError: if openSMILE returns no frames or NaN.
+    """
+    lld_smile, delta_smile = _extractors()
+    lld = lld_smile.process_signal(signal, SAMPLE_RATE)
+    deltas = delta_smile.process_signal(signal, SAMPLE_RATE)
+    lld = lld[~lld.index.duplicated(keep="first")]
+    deltas = deltas[~deltas.index.duplicated(keep="first")]
+    joined = lld.join(deltas, how="inner")
+    if joined.shape[0] == 0:
+        raise FeatureError(f"{name}: openSMILE returned no frames")
+    if joined.shape[1] != NUM_FEATURES:
+        raise FeatureError(f"{name}: expected {NUM_FEATURES} features, openSMILE returned {joined.shape[1]}")
+    frames = joined.to_numpy(dtype=np.float32)
+    if not np.isfinite(frames).all():
+        raise FeatureError(f"{name}: openSMILE returned NaN or infinite values "
+                           f"(in {int((~np.isfinite(frames)).any(axis=1).sum())} of {frames.shape[0]} frames)")
+    return frames
+
+
+def feature_names() -> list[str]:
+    """The 130 column names, in the order of the frames' columns."""
+    lld_smile, delta_smile = _extractors()
+    return list(lld_smile.feature_names) + list(delta_smile.feature_names)
+
+
+def extract_file(path: str) -> np.ndarray:
+    """Reads `path` and returns its frames (see `frames_from_signal`)."""
+    return frames_from_signal(read_audio(path), name=path)
+
+
+def _extract_or_error(path: str):
+    """Worker entry: (frames, None) or (None, message); one bad file never stops the rest."""
+    try:
+        return extract_file(path), None
+    except FeatureError as error:
+        return None, str(error)
+    except Exception as error:  # openSMILE errors are plain exceptions; report, keep going
+        return None, f"{path}: {type(error).__name__}: {error}"
+
+
+def _serve() -> None:
+    """Worker loop: reads pickled requests on stdin, answers pickled results on stdout.
+
+    Requests are `("frames", path)` or `("names", None)`. The protocol gets its
+    own copy of stdout, and fd 1 is pointed at stderr, so nothing a library
+    prints can corrupt the stream.
+    """
+    import os
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Segment too short")
+    protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            kind, argument = pickle.load(requests)
+        except EOFError:
+            return
+        result = _extract_or_error(argument) if kind == "frames" else feature_names()
+        pickle.dump(result, protocol, protocol=pickle.HIGHEST_PROTOCOL)
+        protocol.flush()
+
+
+class _Worker:
+    """One `python -m emokeras.features.acoustic` process: a fresh interpreter with no TensorFlow.
+
+    Subprocesses rather than `multiprocessing`, whose spawned children
+    re-import the caller's `__main__` (and with it TensorFlow, if the caller
+    imported it).
+    """
+
+    def __init__(self):
+        import emokeras
+
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(emokeras.__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+        self._process = subprocess.Popen([sys.executable, "-m", "emokeras.features.acoustic"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+    def call(self, kind, argument):
+        pickle.dump((kind, argument), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self._process.stdin.flush()
+        try:
+            return pickle.load(self._process.stdout)
+        except EOFError:
+            code = self._process.wait()
+            raise RuntimeError(f"openSMILE worker exited with code {code} while processing {argument}") from None
+
+    def close(self):
+        if self._process.poll() is None:
+            self._process.stdin.close()
+            self._process.wait()
+        self._process.stdout.close()
+
+
+def names_in_worker() -> list[str]:
+    """`feature_names()`, computed in a worker process (safe after TensorFlow is imported)."""
+    worker = _Worker()
+    try:
+        return worker.call("names", None)
+    finally:
+        worker.close()
+
+
+def extract_frames_parallel(paths: Iterable[str], workers: int = 2, progress: bool = True,
+                            label: str = "openSMILE") -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+    """Extracts frames for `paths` in `workers` worker processes, yielding in input order.
+
+    Yields `(path, frames, None)`, or `(path, None, message)` for a file that
+    could not give features; one bad file never stops the rest. With
+    `progress`, a line on stderr shows files done, rate and time left.
+    """
+    paths = list(paths)
+    if not paths:
+        return
+    pending = queue.Queue()
+    for index in range(len(paths)):
+        pending.put(index)
+    results: dict[int, tuple] = {}
+    ready = threading.Condition()
+    pool = [_Worker() for _ in range(max(1, min(workers, len(paths))))]
+
+    def feed(worker):
+        while True:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                result = worker.call("frames", paths[index])
+            except RuntimeError as error:  # the worker died: report this file, start a new worker
+                result = (None, f"{paths[index]}: {error}")
+                worker.close()
+                worker = _Worker()
+                pool.append(worker)
+            with ready:
+                results[index] = result
+                ready.notify()
+
+    threads = [threading.Thread(target=feed, args=(worker,), daemon=True) for worker in pool]
+    for thread in threads:
+        thread.start()
+    started = time.monotonic()
+    tty = sys.stderr.isatty()
+    carriage, step = ("\r", 10) if tty else ("", max(10, len(paths) // 10))  # logs get ~10 lines
+    try:
+        for done in range(1, len(paths) + 1):
+            with ready:
+                ready.wait_for(lambda: done - 1 in results)
+                frames, error = results.pop(done - 1)
+            if progress and (done == len(paths) or done % step == 0):
+                rate = done / max(time.monotonic() - started, 1e-9)
+                print(f"{carriage}{label}: {done}/{len(paths)} files, {rate:.1f} files/s, "
+                      f"{(len(paths) - done) / rate:.0f} s left", end="\n" if done == len(paths) or not tty else "",
+                      file=sys.stderr, flush=True)
+            yield paths[done - 1], frames, error
+    finally:
+        while not pending.empty():  # a caller that stops early: let the threads finish
+            try:
+                pending.get_nowait()
+            except queue.Empty:
+                break
+        for thread in threads:
+            thread.join()
+        for worker in pool:
+            worker.close()
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,165 @@
+"""TFRecord shards and their manifest (DESIGN.md, TFRecord example).
+
+One shard per session, `session-<k>-00000.tfrecord`, under
+`tfrecords/<corpus>/<encoder>/`, beside a `manifest.json` that says what the
+shards hold. Writers write to temporary names and rename when whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+FEATURES = {
+    "utterance_id": tf.io.FixedLenFeature([], tf.string),
+    "session": tf.io.FixedLenFeature([], tf.int64),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+    "speaker": tf.io.FixedLenFeature([], tf.string),
+    "frames": tf.io.FixedLenFeature([], tf.string),
+    "num_frames": tf.io.FixedLenFeature([], tf.int64),
+    "num_words": tf.io.FixedLenFeature([], tf.int64),
+    "words": tf.io.VarLenFeature(tf.string),
+    "word_spans": tf.io.VarLenFeature(tf.int64),
+    "word_vectors": tf.io.FixedLenFeature([], tf.string),
+}
+
+
+class ManifestMismatch(ValueError):
+    """The folder holds TFRecords prepared from something else."""
+
+
+def shard_name(session: int) -> str:
+    return f"session-{session}-00000.tfrecord"
+
+
+def serialize_example(utterance_id: str, session: int, speaker: str, label: int, frames: np.ndarray,
+                      words, word_spans: np.ndarray, word_vectors: np.ndarray) -> bytes:
+    """One utterance as a serialised `tf.train.Example`; checks shapes agree."""
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    word_spans = np.asarray(word_spans, dtype=np.int64).reshape(-1, 2)
+    word_vectors = np.ascontiguousarray(word_vectors, dtype=np.float32)
+    if frames.ndim != 2:
+        raise ValueError(f"{utterance_id}: frames must be [num_frames, features], got {frames.shape}")
+    if not len(words) == word_spans.shape[0] == word_vectors.shape[0]:
+        raise ValueError(f"{utterance_id}: {len(words)} words, {word_spans.shape[0]} spans and "
+                         f"{word_vectors.shape[0]} word vectors")
+
+    def int64(values):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+    def raw(values):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+    example = tf.train.Example(features=tf.train.Features(feature={
+        "utterance_id": raw([utterance_id.encode()]),
+        "session": int64([session]),
+        "label": int64([label]),
+        "speaker": raw([speaker.encode()]),
+        "frames": raw([frames.tobytes()]),
+        "num_frames": int64([frames.shape[0]]),
+        "num_words": int64([len(words)]),
+        "words": raw([w.encode() for w in words]),
+        "word_spans": int64(word_spans.reshape(-1).tolist()),
+        "word_vectors": raw([word_vectors.tobytes()]),
+    }))
+    return example.SerializeToString()
+
+
+def decode_example(serialized: tf.Tensor, num_features: int, word_dimension: int) -> dict[str, tf.Tensor]:
+    """Parses one serialised example into dense tensors with their shapes restored."""
+    parsed = tf.io.parse_single_example(serialized, FEATURES)
+    num_words = parsed["num_words"]
+    return {
+        "utterance_id": parsed["utterance_id"],
+        "session": parsed["session"],
+        "speaker": parsed["speaker"],
+        "label": tf.cast(parsed["label"], tf.int32),
+        "frames": tf.reshape(tf.io.decode_raw(parsed["frames"], tf.float32), [-1, num_features]),
+        "words": tf.sparse.to_dense(parsed["words"]),
+        "word_spans": tf.cast(tf.reshape(tf.sparse.to_dense(parsed["word_spans"]), [num_words, 2]), tf.int32),
+        "word_vectors": tf.reshape(tf.io.decode_raw(parsed["word_vectors"], tf.float32),
+                                   [num_words, word_dimension]),
+    }
+
+
+class ShardWriter:
+    """Writes a shard to `<path>.tmp` and renames it to `path` only when closed without error."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._temporary = path + ".tmp"
+        self._writer = None
+        self.count = 0
+
+    def __enter__(self):
+        self._writer = tf.io.TFRecordWriter(self._temporary)
+        return self
+
+    def write(self, serialized: bytes) -> None:
+        self._writer.write(serialized)
+        self.count += 1
+
+    def __exit__(self, kind, value, traceback):
+        self._writer.close()
+        if kind is None:
+            os.replace(self._temporary, self.path)
+        elif os.path.exists(self._temporary):
+            os.remove(self._temporary)
+        return False
+
+
+def write_manifest(directory: str, manifest: dict) -> None:
+    path = os.path.join(directory, MANIFEST)
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(path + ".tmp", path)
+
+
+def read_manifest(directory: str) -> dict:
+    """Reads and checks a manifest.
+
+    Raises:
+      FileNotFoundError: no manifest (the folder was never prepared, or not completely).
+      ManifestMismatch: written by another schema version.
+    """
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no manifest; run `python -m emokeras.prepare` first")
+    with open(path, encoding="utf-8") as handle:
+        manifest = json.load(handle)
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ManifestMismatch(f"{path}: schema version {manifest.get('schema_version')}, this emokeras "
+                               f"reads {SCHEMA_VERSION}; prepare again with --overwrite")
+    return manifest
+
+
+# The manifest fields that identify what was prepared; others are results (counts).
+IDENTITY_FIELDS = ("schema_version", "corpus", "corpus_root", "corpus_stamp", "encoder_handle", "feature_set")
+
+
+def check_manifest(directory: str, expected: dict) -> dict:
+    """Returns the folder's manifest if it was prepared from `expected`'s identity fields.
+
+    Raises:
+      FileNotFoundError: no manifest.
+      ManifestMismatch: naming each field that differs.
+    """
+    found = read_manifest(directory)
+    differences = [f"{key}: found {found.get(key)!r}, asked for {expected.get(key)!r}"
+                   for key in IDENTITY_FIELDS if found.get(key) != expected.get(key)]
+    if differences:
+        raise ManifestMismatch(f"{os.path.join(directory, MANIFEST)} was prepared from something else ("
+                               + "; ".join(differences) + "); pass --overwrite to replace it, "
+                               "or --out to write elsewhere")
+    return found
+
+
+def count_examples(path: str) -> int:
+    return sum(1 for _ in tf.data.TFRecordDataset(path))

@@ -1,0 +1,26 @@
+"""emokeras: multimodal and multi-view emotion recognition (Aguilar et al., ACL 2019) in TF2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="emokeras",
+    version="0.1.0",
+    description="Multimodal and multi-view emotion recognition (Aguilar et al., ACL 2019) in TensorFlow 2 / Keras 3",
+    packages=find_packages(include=["emokeras", "emokeras.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        "tensorflow-hub==0.16.1",
+        "tf-keras==2.21.0",  # tensorflow_hub imports tf_keras; Keras 3 cannot serve it
+        "keras-tuner==1.4.8",
+        "opensmile==2.6.0",
+        "audiofile==1.6.1",  # wav reading (openSMILE's own audio reader)
+        "audresample==1.3.6",  # resampling to 16 kHz (openSMILE's own resampler)
+        "numpy==2.4.6",
+        "pandas==3.1.1",
+        "absl-py==2.5.1",
+        "tensorboard==2.21.0",
+    ],
+    extras_require={"test": ["pytest==9.0.3"]},
+)

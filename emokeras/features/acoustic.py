@@ -86,16 +86,24 @@ def read_audio(path: str) -> np.ndarray:
 def frames_from_signal(signal: np.ndarray, name: str = "<signal>") -> np.ndarray:
     """Returns float32 `[num_frames, 130]`: ComParE LLDs then their deltas, one row per 10 ms.
 
-    The two openSMILE outputs differ in length (openSMILE repeats its last
-    frames when it flushes), so they are joined on their (start, end) index,
-    first occurrence kept, never zipped by position.
-
     Raises:
       FeatureError: if openSMILE returns no frames or NaN.
     """
     lld_smile, delta_smile = _extractors()
-    lld = lld_smile.process_signal(signal, SAMPLE_RATE)
-    deltas = delta_smile.process_signal(signal, SAMPLE_RATE)
+    return join_lld_and_deltas(lld_smile.process_signal(signal, SAMPLE_RATE),
+                               delta_smile.process_signal(signal, SAMPLE_RATE), name)
+
+
+def join_lld_and_deltas(lld, deltas, name: str = "<signal>") -> np.ndarray:
+    """Joins openSMILE's LLD and delta frames on their (start, end) index.
+
+    The two outputs differ in length, and openSMILE repeats its last frames
+    when it flushes, so rows are matched by index (first occurrence kept),
+    never zipped by position. Rows present in only one output are dropped.
+
+    Raises:
+      FeatureError: no common frame, the wrong number of columns, or NaN.
+    """
     lld = lld[~lld.index.duplicated(keep="first")]
     deltas = deltas[~deltas.index.duplicated(keep="first")]
     joined = lld.join(deltas, how="inner")

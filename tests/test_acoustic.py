@@ -1,0 +1,129 @@
+"""openSMILE frames: shape, column order, the LLD/delta join, bad audio, and the TensorFlow hazard.
+
+openSMILE only ever runs in worker processes here: this pytest process
+imports TensorFlow, after which constructing `opensmile.Smile` aborts.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import tone, write_wav
+from emokeras.features.acoustic import (NUM_FEATURES, FeatureError, _extractors, extract_frames_parallel,
+                                        join_lld_and_deltas, names_in_worker)
+
+
+def expected_frames(num_samples):
+    """One row per 10 ms hop whose 60 ms window fits in the audio."""
+    return (num_samples - 960) // 160 + 1
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory):
+    """One worker run over good and bad files; returns {name: (frames, error)}."""
+    folder = tmp_path_factory.mktemp("wavs")
+    write_wav(folder / "one_second.wav", tone(1.0))
+    write_wav(folder / "two_seconds.wav", tone(2.0))
+    write_wav(folder / "cd_rate.wav", tone(1.0, rate=44100), rate=44100)
+    write_wav(folder / "stereo.wav", np.repeat(tone(1.0)[:, None], 2, axis=1).reshape(-1), channels=2)
+    write_wav(folder / "telephone.wav", tone(1.0, rate=8000), rate=8000)
+    write_wav(folder / "click.wav", tone(0.03))
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(256)))
+    names = ["one_second", "corrupt", "two_seconds", "cd_rate", "stereo", "telephone", "click"]
+    paths = [str(folder / f"{name}.wav") for name in names]
+    results = list(extract_frames_parallel(paths, workers=2, progress=False))
+    assert [path for path, _, _ in results] == paths  # input order kept
+    return {name: (frames, error) for name, (_, frames, error) in zip(names, results)}
+
+
+def test_frames_are_130_float32_columns_at_10_ms(extracted):
+    frames, error = extracted["one_second"]
+    assert error is None
+    assert frames.dtype == np.float32
+    assert frames.shape == (expected_frames(16000), NUM_FEATURES) == (95, 130)
+    assert extracted["two_seconds"][0].shape == (195, 130)
+    assert np.isfinite(frames).all()
+
+
+def test_column_order_is_the_65_descriptors_then_their_deltas():
+    names = names_in_worker()
+    assert len(names) == NUM_FEATURES
+    assert names[0] == "F0final_sma" and names[65] == "F0final_sma_de"
+    # Each delta is named after its descriptor: `x_sma` -> `x_sma_de`, `y_sma[3]` -> `y_sma_de[3]`.
+    assert [name.replace("_sma", "_sma_de", 1) for name in names[:65]] == names[65:]
+    assert "pcm_RMSenergy_sma" in names[:65] and "mfcc_sma[1]" in names[:65]
+
+
+def test_other_rates_and_channels_are_resampled_and_mixed_down(extracted):
+    reference = extracted["one_second"][0]
+    for name in ("cd_rate", "stereo"):
+        frames, error = extracted[name]
+        assert error is None, error
+        assert frames.shape == reference.shape
+    # Mixing two identical channels gives the same signal back.
+    np.testing.assert_allclose(extracted["stereo"][0], reference, rtol=1e-4, atol=1e-3)
+
+
+def test_bad_audio_gets_a_clear_error_naming_the_file_and_the_rest_are_kept(extracted):
+    assert extracted["corrupt"][0] is None
+    assert "corrupt.wav: unreadable audio" in extracted["corrupt"][1]
+    assert extracted["telephone"][0] is None
+    assert "telephone.wav: sample rate 8000 Hz is below 16000 Hz" in extracted["telephone"][1]
+    assert extracted["click"][0] is None
+    assert "click.wav: 30 ms of audio is shorter than one 60 ms analysis window" in extracted["click"][1]
+    assert extracted["two_seconds"][1] is None  # after the corrupt file, still extracted
+
+
+def _frame_table(rows, suffix=""):
+    """A hand-made openSMILE-style table: 65 columns, (start, end) index in 10 ms steps."""
+    index = pd.MultiIndex.from_tuples(
+        [(pd.Timedelta(milliseconds=10 * r), pd.Timedelta(milliseconds=10 * r + 60)) for r in rows],
+        names=["start", "end"])
+    values = np.array([[r * 1000 + c for c in range(65)] for r in rows], dtype=np.float64)
+    return pd.DataFrame(values + (0.5 if suffix else 0.0), index=index,
+                        columns=[f"f{c}{suffix}" for c in range(65)])
+
+
+def test_join_matches_rows_by_start_end_not_by_position():
+    # Deltas start one frame later and both repeat their last frame, as openSMILE's flush does.
+    lld = _frame_table([0, 1, 2, 3, 3])
+    deltas = _frame_table([1, 2, 3, 3, 3], suffix="_de")
+    frames = join_lld_and_deltas(lld, deltas)
+    assert frames.shape == (3, 130)
+    np.testing.assert_array_equal(frames[:, 0], [1000, 2000, 3000])  # LLD rows 1..3
+    np.testing.assert_array_equal(frames[:, 65], [1000.5, 2000.5, 3000.5])  # their deltas, same rows
+    np.testing.assert_array_equal(frames[:, 129], [1064.5, 2064.5, 3064.5])
+
+
+def test_join_refuses_nan_and_disjoint_frames():
+    lld = _frame_table([0, 1])
+    lld.iloc[1, 3] = np.nan
+    with pytest.raises(FeatureError, match=r"x\.wav: openSMILE returned NaN or infinite values \(in 1 of 2"):
+        join_lld_and_deltas(lld, _frame_table([0, 1], "_de"), "x.wav")
+    with pytest.raises(FeatureError, match="y.wav: openSMILE returned no frames"):
+        join_lld_and_deltas(_frame_table([0]), _frame_table([5], "_de"), "y.wav")
+
+
+def test_in_process_extractor_refuses_after_tensorflow_is_imported():
+    import tensorflow  # noqa: F401  (already imported by the suite; made explicit)
+
+    with pytest.raises(RuntimeError, match="must not be constructed in a process that imported TensorFlow"):
+        _extractors()
+
+
+def test_extraction_works_in_a_fresh_process_that_imported_tensorflow_first(tmp_path):
+    """The hazard itself: `import tensorflow`, then openSMILE. Workers keep it from aborting."""
+    write_wav(tmp_path / "a.wav", tone(0.5))
+    script = (
+        "import tensorflow as tf\n"
+        "from emokeras.features.acoustic import extract_frames_parallel\n"
+        f"[(path, frames, error)] = extract_frames_parallel([{str(tmp_path / 'a.wav')!r}], workers=1, progress=False)\n"
+        "assert error is None, error\n"
+        "print(tf.__version__, frames.shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["(45,", "130)"]

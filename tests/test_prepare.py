@@ -1,0 +1,123 @@
+"""`emokeras.prepare`: bad inputs skipped and counted, idempotence, mismatch refusal, ELMo as encoder, CLI."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected
+from emokeras import data, tfrecords
+from emokeras.corpus import demo, read_iemocap
+from emokeras.prepare import fit_word_spans, prepare
+from emokeras.features.acoustic import FeatureError
+
+
+def test_fit_word_spans_clips_small_overruns_and_refuses_large_ones():
+    words, spans = fit_word_spans("u", ["a", "b", "c"], [(0, 10), (12, 96), (96, 99)], 95)
+    assert words == ["a", "b"] and spans == [(0, 10), (12, 95)]
+    with pytest.raises(FeatureError, match=r"u: alignment ends at frame 400, past the audio's end \(95 frames\)"):
+        fit_word_spans("u", ["a"], [(300, 400)], 95)
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """A small demo corpus with one of each bad input, prepared."""
+    config = small_demo_config(tmp_path_factory.mktemp("damaged"))
+    root = demo.write_demo_corpus(config.root, seed=0, utterances_per_speaker=4)
+    # The stamp says "demo as written"; prepare must not rewrite the damage away.
+    corpus = read_iemocap(root)
+    victims = {reason: corpus[i] for reason, i in
+               zip(["bad audio", "no alignment", "alignment past audio end", "no words", "unknown label"],
+                   [0, 5, 10, 15, 20])}
+    with open(victims["bad audio"].wav_path, "wb") as handle:
+        handle.write(b"RIFF....WAVEfmt garbage")
+    os.remove(victims["no alignment"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg")
+    wdseg = victims["alignment past audio end"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg"
+    with open(wdseg, "a") as handle:
+        handle.write("\t 5000\t 5100\t -1\tLATE\n")
+    wdseg = victims["no words"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg"
+    with open(wdseg, "w") as handle:
+        handle.write("\tSFrm\tEFrm\tSegAScr\tWord\n\t 0\t 40\t -1\t<s>\n\t 41\t 80\t -1\t</s>\n")
+    utterance = victims["unknown label"]
+    for path in glob.glob(os.path.join(root, f"Session{utterance.session}", "dialog", "EmoEvaluation", "*.txt")):
+        with open(path) as handle:
+            text = handle.read()
+        if utterance.utterance_id in text:
+            lines = [line.replace("\tang\t", "\tbored\t").replace("\tneu\t", "\tbored\t")
+                     .replace("\thap\t", "\tbored\t").replace("\texc\t", "\tbored\t").replace("\tsad\t", "\tbored\t")
+                     if utterance.utterance_id in line else line for line in text.splitlines()]
+            with open(path, "w") as handle:
+                handle.write("\n".join(lines) + "\n")
+    data_dir = prepare(config)
+    return data_dir, victims, len(corpus)
+
+
+def test_bad_inputs_are_skipped_counted_and_named_and_the_rest_kept(damaged):
+    data_dir, victims, total = damaged
+    manifest = tfrecords.read_manifest(data_dir)
+    assert manifest["num_utterances"] == total - len(victims) == 35
+    for reason, utterance in victims.items():
+        assert manifest["skipped"][reason] == 1, reason
+        assert manifest["skipped_ids"][reason] == [utterance.utterance_id]
+    written = sum(tfrecords.count_examples(path) for path in glob.glob(os.path.join(data_dir, "*.tfrecord")))
+    assert written == 35
+    assert not glob.glob(os.path.join(os.path.dirname(data_dir), "*.partial"))
+
+
+def test_prepare_is_idempotent_and_refuses_a_mismatch(tmp_path):
+    config = small_demo_config(tmp_path)
+    data_dir = prepare(config)
+    manifest_path = os.path.join(data_dir, "manifest.json")
+    stamp = os.stat(manifest_path).st_mtime_ns
+    assert prepare(config) == data_dir
+    assert os.stat(manifest_path).st_mtime_ns == stamp  # nothing redone
+
+    config.demo_utterances_per_speaker = 5  # another corpus, same output folder
+    with pytest.raises(tfrecords.ManifestMismatch, match=r"corpus_stamp: found .*utterances_per_speaker=4.*"
+                                                         r"asked for .*utterances_per_speaker=5.*--overwrite"):
+        prepare(config)
+    config.overwrite = True
+    prepare(config)
+    assert tfrecords.read_manifest(data_dir)["num_utterances"] == 50
+
+
+def test_prepare_with_an_elmo_signature_encoder(tmp_path):
+    handle = build_tiny_elmo(tmp_path / "tiny-elmo")
+    config = small_demo_config(tmp_path, text_encoder=handle)
+    data_dir = prepare(config)
+    assert data_dir.endswith(os.path.join("demo", "tiny-elmo"))
+    manifest = tfrecords.read_manifest(data_dir)
+    assert (manifest["encoder_convention"], manifest["encoder_dimension"]) == ("elmo", 16)
+    example = next(data.parsed_split(data_dir, 0, "test").as_numpy_iterator())
+    corpus = {u.utterance_id: u for u in read_iemocap(config.corpus_root())}
+    words = corpus[example["utterance_id"].decode()].words
+    np.testing.assert_allclose(example["word_vectors"], tiny_elmo_expected(words), rtol=1e-5, atol=1e-6)
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "emokeras.prepare", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": os.getcwd()})
+
+
+def test_command_line_prepares_and_reports(tmp_path):
+    result = _run("--demo_utterances_per_speaker=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["speaker", "utterances", "anger", "happiness", "neutral", "sadness"]
+    assert lines[-3].split() == ["total", "40", "10", "10", "10", "10"]
+    assert os.path.isfile(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json")
+    with open(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json") as handle:
+        assert json.load(handle)["counts"]["3"] == {"anger": 2, "happiness": 2, "neutral": 2, "sadness": 2}
+
+
+def test_command_line_errors_are_clear(tmp_path):
+    result = _run("--corpus=iemocap", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--corpus iemocap needs --root" in result.stderr
+    result = _run("--corpus=iemocap", f"--root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no Session1..Session5 folders" in result.stderr

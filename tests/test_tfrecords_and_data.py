@@ -1,0 +1,133 @@
+"""TFRecord round trip, the fold rule, truncation, batching and normalisation statistics."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emokeras import data, tfrecords
+from emokeras.data import Fold
+
+
+def test_example_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.standard_normal((7, 130)).astype(np.float32)
+    vectors = rng.standard_normal((2, 5)).astype(np.float32)
+    path = str(tmp_path / "x.tfrecord")
+    with tfrecords.ShardWriter(path) as writer:
+        writer.write(tfrecords.serialize_example("Ses01F_impro01_M003", 1, "Ses01_M", 3, frames,
+                                                 ["oh", "no"], [(0, 3), (4, 7)], vectors))
+    [example] = list(tf.data.TFRecordDataset(path).map(lambda s: tfrecords.decode_example(s, 130, 5)))
+    assert example["utterance_id"].numpy() == b"Ses01F_impro01_M003"
+    assert example["speaker"].numpy() == b"Ses01_M"
+    assert (example["session"].numpy(), example["label"].numpy()) == (1, 3)
+    np.testing.assert_array_equal(example["frames"].numpy(), frames)
+    np.testing.assert_array_equal(example["word_vectors"].numpy(), vectors)
+    np.testing.assert_array_equal(example["word_spans"].numpy(), [[0, 3], [4, 7]])
+    assert example["words"].numpy().tolist() == [b"oh", b"no"]
+
+
+def test_serialize_refuses_disagreeing_word_counts():
+    with pytest.raises(ValueError, match=r"u1: 2 words, 1 spans and 2 word vectors"):
+        tfrecords.serialize_example("u1", 1, "Ses01_F", 0, np.zeros((3, 130)), ["a", "b"], [(0, 1)], np.zeros((2, 4)))
+
+
+def test_shard_writer_leaves_nothing_when_interrupted(tmp_path):
+    path = tmp_path / "s.tfrecord"
+    with pytest.raises(KeyboardInterrupt):
+        with tfrecords.ShardWriter(str(path)) as writer:
+            writer.write(b"partial")
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []
+
+
+def test_fold_rule():
+    assert Fold.of(3) == Fold(3, 2, (1, 3, 4, 5), "Ses02_M", "Ses02_F")
+    assert Fold.of(0).validation_speaker == "Ses01_F" and Fold.of(0).test_speaker == "Ses01_M"
+    speakers = {f"Ses{s:02d}_{g}" for s in range(1, 6) for g in "FM"}
+    tests = [Fold.of(f).test_speaker for f in range(10)]
+    assert sorted(tests) == sorted(speakers)  # each speaker is test in exactly one fold
+    for f in range(10):
+        fold = Fold.of(f)
+        train = {f"Ses{s:02d}_{g}" for s in fold.train_sessions for g in "FM"}
+        splits = [train, {fold.validation_speaker}, {fold.test_speaker}]
+        assert sum(len(s) for s in splits) == len(set().union(*splits)) == 10  # no speaker in two splits
+    with pytest.raises(ValueError, match="fold must be 0..9"):
+        Fold.of(10)
+
+
+def test_parse_truncates_frames_and_words_and_clips_spans():
+    starts = np.arange(40) * 25  # 40 words, 25 frames apart, each 20 long
+    example = {
+        "frames": tf.ones((1000, 130)),
+        "word_spans": tf.constant(np.stack([starts, starts + 20], axis=1), tf.int32),
+        "word_vectors": tf.constant(np.arange(40, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)),
+        "label": tf.constant(2),
+        "utterance_id": tf.constant("u"),
+    }
+    parsed = data.parse_example(example, max_frames=700, max_words=30)
+    assert parsed["num_frames"].numpy() == 700
+    assert parsed["num_words"].numpy() == 28  # words starting at 0, 25, ..., 675 lie in 700 frames
+    np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 695])
+    parsed = data.parse_example(example, max_frames=690, max_words=30)
+    np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 690])  # clipped to the kept frames
+    parsed = data.parse_example(example, max_frames=1000, max_words=30)
+    assert parsed["num_words"].numpy() == 30
+    np.testing.assert_array_equal(parsed["word_vectors"].numpy()[:, 0], np.arange(30))
+
+
+def _collect(dataset):
+    ids, labels, batches = [], [], []
+    for inputs, label in dataset:
+        ids.extend(inputs["utterance_id"].numpy().tolist())
+        labels.extend(label.numpy().tolist())
+        batches.append(inputs)
+    return ids, labels, batches
+
+
+def test_splits_follow_the_fold_rule(demo_data):
+    ids = {split: _collect(data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True))[0]
+           for split in data.SPLITS}
+    assert {len(v) for v in ids.values()} == {320, 40}
+    assert len(ids["train"]) == 320
+    assert all(i.startswith(b"Ses02") and i.split(b"_")[-1][:1] == b"M" for i in ids["validation"])
+    assert all(i.startswith(b"Ses02") and i.split(b"_")[-1][:1] == b"F" for i in ids["test"])
+    assert not any(i.startswith(b"Ses02") for i in ids["train"])
+
+
+def test_batches_are_bucketed_padded_and_carry_lengths(demo_data):
+    _, labels, batches = _collect(data.make_dataset(demo_data, 3, "validation", batch_size=8, with_ids=True))
+    assert sorted(set(labels)) == [0, 1, 2, 3]
+    for inputs in batches:
+        frames, lengths = inputs["frames"].numpy(), inputs["num_frames"].numpy()
+        assert frames.shape[0] <= 8 and frames.shape[1] == lengths.max() and frames.shape[2] == 130
+        for row, length in enumerate(lengths):
+            assert np.all(frames[row, length:] == 0) and np.any(frames[row, length - 1] != 0)
+        words = inputs["num_words"].numpy()
+        assert inputs["word_vectors"].shape[1] == words.max()
+        spans = inputs["word_spans"].numpy()
+        for row, count in enumerate(words):
+            assert np.all(spans[row, count:] == 0)
+            assert np.all(spans[row, :count, 1] <= lengths[row]) and np.all(np.diff(spans[row, :count, 0]) > 0)
+        # Bucketing: one batch's lengths share a bucket of BUCKET_BOUNDARIES.
+        assert len(set(np.digitize(lengths, data.BUCKET_BOUNDARIES))) == 1
+
+
+def test_only_training_is_shuffled(demo_data):
+    def order(split):
+        dataset = data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True)
+        return [_collect(dataset)[0] for _ in range(2)]
+
+    first, second = order("train")
+    assert sorted(first) == sorted(second) and first != second
+    first, second = order("test")
+    assert first == second
+
+
+def test_frame_statistics_are_the_training_frames_moments(demo_data):
+    mean, variance = data.frame_statistics(demo_data, 3)
+    frames = np.concatenate([e["frames"] for e in data.parsed_split(demo_data, 3, "train").as_numpy_iterator()])
+    assert mean.shape == variance.shape == (130,)
+    np.testing.assert_allclose(mean, frames.astype(np.float64).mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(variance, frames.astype(np.float64).var(axis=0), rtol=1e-3, atol=1e-3)

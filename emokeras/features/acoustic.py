@@ -27,27 +27,27 @@ FEATURE_SET = "ComParE_2016/LowLevelDescriptors+LowLevelDescriptors_Deltas"
 # Shortest audio that yields a frame: one 60 ms analysis window.
 MIN_SAMPLES = int(0.06 * SAMPLE_RATE)
 
-_smiles = None  # per worker process: (LLD extractor, delta extractor)
+_smile = None  # one per worker process
+LEVELS = "lld;lld_de"  # ComParE_2016's LowLevelDescriptors and LowLevelDescriptors_Deltas levels
 
 
 class FeatureError(Exception):
     """Audio that cannot give valid features; the message names the file and the problem."""
 
 
-def _extractors():
-    global _smiles
-    if _smiles is None:
+def _extractor():
+    global _smile
+    if _smile is None:
         if "tensorflow" in sys.modules:
             raise RuntimeError(
                 "opensmile.Smile must not be constructed in a process that imported TensorFlow "
                 "(it aborts); use extract_frames_parallel, which runs openSMILE in worker processes")
         import opensmile
 
-        _smiles = tuple(
-            opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=level)
-            for level in (opensmile.FeatureLevel.LowLevelDescriptors,
-                          opensmile.FeatureLevel.LowLevelDescriptors_Deltas))
-    return _smiles
+        # One pass, one sink reading both levels: openSMILE's data reader pairs
+        # LLD and delta frames itself, at half the cost of two extractors.
+        _smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016, feature_level=LEVELS)
+    return _smile
 
 
 def read_audio(path: str) -> np.ndarray:
@@ -86,32 +86,33 @@ def read_audio(path: str) -> np.ndarray:
 def frames_from_signal(signal: np.ndarray, name: str = "<signal>") -> np.ndarray:
     """Returns float32 `[num_frames, 130]`: ComParE LLDs then their deltas, one row per 10 ms.
 
+    Both levels come from one openSMILE pass whose reader joins them frame by
+    frame; this equals joining the separate LLD and delta outputs on their
+    (start, end) index, but for the deltas of the last one or two frames,
+    which openSMILE's end-of-stream flush computes differently in the two
+    set-ups (tests/test_acoustic.py checks this).
+
     Raises:
       FeatureError: if openSMILE returns no frames or NaN.
     """
-    lld_smile, delta_smile = _extractors()
-    return join_lld_and_deltas(lld_smile.process_signal(signal, SAMPLE_RATE),
-                               delta_smile.process_signal(signal, SAMPLE_RATE), name)
+    return frames_from_table(_extractor().process_signal(signal, SAMPLE_RATE), name)
 
 
-def join_lld_and_deltas(lld, deltas, name: str = "<signal>") -> np.ndarray:
-    """Joins openSMILE's LLD and delta frames on their (start, end) index.
+def frames_from_table(table, name: str = "<signal>") -> np.ndarray:
+    """Checks openSMILE's `(start, end)`-indexed table and returns its values as float32.
 
-    The two outputs differ in length, and openSMILE repeats its last frames
-    when it flushes, so rows are matched by index (first occurrence kept),
-    never zipped by position. Rows present in only one output are dropped.
+    A repeated `(start, end)` row (openSMILE repeats frames when it flushes)
+    keeps its first occurrence.
 
     Raises:
-      FeatureError: no common frame, the wrong number of columns, or NaN.
+      FeatureError: no frame, the wrong number of columns, or NaN.
     """
-    lld = lld[~lld.index.duplicated(keep="first")]
-    deltas = deltas[~deltas.index.duplicated(keep="first")]
-    joined = lld.join(deltas, how="inner")
-    if joined.shape[0] == 0:
+    table = table[~table.index.duplicated(keep="first")]
+    if table.shape[0] == 0:
         raise FeatureError(f"{name}: openSMILE returned no frames")
-    if joined.shape[1] != NUM_FEATURES:
-        raise FeatureError(f"{name}: expected {NUM_FEATURES} features, openSMILE returned {joined.shape[1]}")
-    frames = joined.to_numpy(dtype=np.float32)
+    if table.shape[1] != NUM_FEATURES:
+        raise FeatureError(f"{name}: expected {NUM_FEATURES} features, openSMILE returned {table.shape[1]}")
+    frames = table.to_numpy(dtype=np.float32)
     if not np.isfinite(frames).all():
         raise FeatureError(f"{name}: openSMILE returned NaN or infinite values "
                            f"(in {int((~np.isfinite(frames)).any(axis=1).sum())} of {frames.shape[0]} frames)")
@@ -120,8 +121,7 @@ def join_lld_and_deltas(lld, deltas, name: str = "<signal>") -> np.ndarray:
 
 def feature_names() -> list[str]:
     """The 130 column names, in the order of the frames' columns."""
-    lld_smile, delta_smile = _extractors()
-    return list(lld_smile.feature_names) + list(delta_smile.feature_names)
+    return list(_extractor().feature_names)
 
 
 def extract_file(path: str) -> np.ndarray:

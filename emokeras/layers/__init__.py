@@ -1,0 +1,8 @@
+"""emokeras' custom Keras layers, one per file, each registered for serialisation."""
+
+from emokeras.layers.acoustic_word_pooling import AcousticWordPooling
+from emokeras.layers.context_attention import ContextAttention
+from emokeras.layers.gated_multimodal_unit import GatedMultimodalUnit
+from emokeras.layers.masked_average_pooling import MaskedAveragePooling
+
+__all__ = ["AcousticWordPooling", "ContextAttention", "GatedMultimodalUnit", "MaskedAveragePooling"]

@@ -1,0 +1,85 @@
+"""The bimodal gated multimodal unit (Arevalo et al., 2017) as the paper's modality attention."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="emokeras")
+class GatedMultimodalUnit(keras.layers.Layer):
+    """Fuses acoustic and lexical word vectors with a learned gate (paper §3.3, Eq. 1).
+
+    `h_a = tanh(BN(W_a x_a + b_a))`, `h_l = tanh(BN(W_l x_l + b_l))`,
+    `z = σ(W_z [x_a, x_l] + b_z)`, `h = z ∗ h_a + (1 − z) ∗ h_l`, with batch
+    normalisation on each modality's projection (Appendix B); masked steps
+    are left out of the batch statistics.
+
+    Args:
+      units: size of `h` and `z`.
+      kernel_regularizer: optional regulariser for the three projections.
+
+    Call arguments:
+      inputs: `[x_acoustic, x_lexical]`, each `[batch, steps, features]`
+        (or `[batch, features]`).
+      mask: optional boolean `[batch, steps]` (or a list of two, of which the
+        first that is set is used).
+      training: batch-normalisation mode.
+
+    Returns:
+      `(h, z)`, each `[batch, steps, units]`; `z` is the acoustic share
+      (Figure 3's bars). Both carry the input mask.
+
+    Example:
+    >>> acoustic, lexical = keras.random.normal((2, 4, 6)), keras.random.normal((2, 4, 10))
+    >>> h, z = GatedMultimodalUnit(8)([acoustic, lexical])
+    >>> h.shape, z.shape  # (2, 4, 8), (2, 4, 8)
+    """
+
+    def __init__(self, units, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        acoustic_shape, lexical_shape = input_shape
+        regulariser = self.kernel_regularizer
+        self.acoustic_projection = keras.layers.Dense(self.units, name="acoustic_projection",
+                                                      kernel_regularizer=regulariser)
+        self.acoustic_projection.build(acoustic_shape)
+        self.lexical_projection = keras.layers.Dense(self.units, name="lexical_projection",
+                                                     kernel_regularizer=regulariser)
+        self.lexical_projection.build(lexical_shape)
+        projected = (*acoustic_shape[:-1], self.units)
+        self.acoustic_norm = keras.layers.BatchNormalization(name="acoustic_norm")
+        self.acoustic_norm.build(projected)
+        self.lexical_norm = keras.layers.BatchNormalization(name="lexical_norm")
+        self.lexical_norm.build(projected)
+        self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", kernel_regularizer=regulariser)
+        self.gate.build((*acoustic_shape[:-1], acoustic_shape[-1] + lexical_shape[-1]))
+
+    @staticmethod
+    def _one_mask(mask):
+        if isinstance(mask, (list, tuple)):
+            return next((m for m in mask if m is not None), None)
+        return mask
+
+    def call(self, inputs, mask=None, training=None):
+        acoustic, lexical = inputs
+        mask = self._one_mask(mask)
+        h_acoustic = ops.tanh(self.acoustic_norm(self.acoustic_projection(acoustic), training=training, mask=mask))
+        h_lexical = ops.tanh(self.lexical_norm(self.lexical_projection(lexical), training=training, mask=mask))
+        z = self.gate(ops.concatenate([acoustic, lexical], axis=-1))
+        return z * h_acoustic + (1.0 - z) * h_lexical, z
+
+    def compute_mask(self, inputs, mask=None):
+        mask = self._one_mask(mask)
+        return [mask, mask]
+
+    def compute_output_shape(self, input_shape):
+        shape = (*input_shape[0][:-1], self.units)
+        return shape, shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer))
+        return config

@@ -1,0 +1,42 @@
+"""Average over the unmasked steps of a sequence."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="emokeras")
+class MaskedAveragePooling(keras.layers.Layer):
+    """Averages `[B, T, D]` over its unmasked steps (the paper's "average pooling", §4.2).
+
+    Unlike `keras.layers.GlobalAveragePooling1D`, a sequence with no unmasked
+    step gives zeros rather than NaN.
+
+    Call arguments:
+      inputs: `[batch, steps, features]`.
+      mask: optional boolean `[batch, steps]`; without it every step counts.
+
+    Returns:
+      `[batch, features]`; consumes the mask.
+
+    Example:
+    >>> x = keras.ops.convert_to_tensor([[[1.0], [3.0], [100.0]]])
+    >>> MaskedAveragePooling()(x, mask=keras.ops.convert_to_tensor([[True, True, False]]))
+    ... # [[2.0]]
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            return ops.mean(inputs, axis=1)
+        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
+        total = ops.sum(inputs * weights, axis=1)
+        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import tone, write_wav
-from emokeras.features.acoustic import (NUM_FEATURES, FeatureError, _extractor, extract_frames_parallel,
+from emokeras.features.acoustic import (NUM_FEATURES, FeatureError, _extractor, _Worker, extract_frames_parallel,
                                         frames_from_table, names_in_worker)
 
 
@@ -155,3 +155,15 @@ def test_extraction_works_in_a_fresh_process_that_imported_tensorflow_first(tmp_
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-2:] == ["(45,", "130)"]
+
+
+def test_a_dead_worker_is_reported_not_waited_for(tmp_path):
+    write_wav(tmp_path / "a.wav", tone(0.5))
+    worker = _Worker()
+    try:
+        worker._process.kill()
+        worker._process.wait()
+        with pytest.raises(RuntimeError, match=r"openSMILE worker exited with code -9 while processing .*a\.wav"):
+            worker.call("frames", str(tmp_path / "a.wav"))
+    finally:
+        worker.close()

@@ -181,19 +181,27 @@ class _Worker:
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
     def call(self, kind, argument):
-        pickle.dump((kind, argument), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        self._process.stdin.flush()
+        """Sends one request and returns its answer.
+
+        Raises:
+          RuntimeError: the worker died (a broken pipe on the way in, or end of
+            stream on the way out), naming its exit code and the request.
+        """
         try:
+            pickle.dump((kind, argument), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._process.stdin.flush()
             return pickle.load(self._process.stdout)
-        except EOFError:
+        except (EOFError, OSError):
             code = self._process.wait()
             raise RuntimeError(f"openSMILE worker exited with code {code} while processing {argument}") from None
 
     def close(self):
-        if self._process.poll() is None:
-            self._process.stdin.close()
-            self._process.wait()
-        self._process.stdout.close()
+        for pipe in (self._process.stdin, self._process.stdout):
+            try:
+                pipe.close()  # the worker reads end of stream and exits
+            except OSError:
+                pass  # already broken: the worker died
+        self._process.wait()
 
 
 def names_in_worker() -> list[str]:

@@ -87,9 +87,7 @@ class Voice:
 class _Turn:
     utterance_id: str
     label: str
-    words: tuple[str, ...]
     audio: np.ndarray
-    word_samples: list[tuple[int, int]]
     tokens: list[tuple[int, int, str]]  # wdseg rows: inclusive frames and token
     transcript: str
 
@@ -275,7 +273,7 @@ def write_demo_corpus(root: str, seed: int = 0, utterances_per_speaker: int = 40
             else:
                 choices = _IEMOCAP_LABELS[label]
                 raw_label = choices[rng.integers(len(choices))]
-            turn = _Turn(utterance_id, raw_label, words, audio, spans,
+            turn = _Turn(utterance_id, raw_label, audio,
                          _wdseg_rows(rng, words, spans, len(audio)), _transcript_text(words, uninformative))
             turns_by_dialog.setdefault(dialog, []).append(turn)
         for dialog, turns in turns_by_dialog.items():

@@ -25,7 +25,6 @@ from emokeras.labels import CLASS_NAMES, IEMOCAP_OTHER_LABELS, IEMOCAP_TO_CLASS
 
 logger = logging.getLogger(__name__)
 
-FRAMES_PER_SECOND = 100
 NUM_SESSIONS = 5
 
 _EMO_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\S+)\s+\[")

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -23,6 +24,13 @@ def test_fit_word_spans_clips_small_overruns_and_refuses_large_ones():
         fit_word_spans("u", ["a"], [(300, 400)], 95)
 
 
+def _wdseg_path(utterance):
+    """Session<k>/sentences/wav/<dialog>/<id>.wav -> Session<k>/sentences/ForcedAlignment/<dialog>/<id>.wdseg"""
+    dialog_dir = os.path.dirname(utterance.wav_path)
+    sentences_dir = os.path.dirname(os.path.dirname(dialog_dir))
+    return os.path.join(sentences_dir, "ForcedAlignment", os.path.basename(dialog_dir), utterance.utterance_id + ".wdseg")
+
+
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory):
     """A small demo corpus with one of each bad input, prepared."""
@@ -35,20 +43,17 @@ def damaged(tmp_path_factory):
                    [0, 5, 10, 15, 20])}
     with open(victims["bad audio"].wav_path, "wb") as handle:
         handle.write(b"RIFF....WAVEfmt garbage")
-    os.remove(victims["no alignment"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg")
-    wdseg = victims["alignment past audio end"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg"
-    with open(wdseg, "a") as handle:
+    os.remove(_wdseg_path(victims["no alignment"]))
+    with open(_wdseg_path(victims["alignment past audio end"]), "a") as handle:
         handle.write("\t 5000\t 5100\t -1\tLATE\n")
-    wdseg = victims["no words"].wav_path.replace("/wav/", "/ForcedAlignment/")[:-4] + ".wdseg"
-    with open(wdseg, "w") as handle:
+    with open(_wdseg_path(victims["no words"]), "w") as handle:
         handle.write("\tSFrm\tEFrm\tSegAScr\tWord\n\t 0\t 40\t -1\t<s>\n\t 41\t 80\t -1\t</s>\n")
     utterance = victims["unknown label"]
     for path in glob.glob(os.path.join(root, f"Session{utterance.session}", "dialog", "EmoEvaluation", "*.txt")):
         with open(path) as handle:
             text = handle.read()
         if utterance.utterance_id in text:
-            lines = [line.replace("\tang\t", "\tbored\t").replace("\tneu\t", "\tbored\t")
-                     .replace("\thap\t", "\tbored\t").replace("\texc\t", "\tbored\t").replace("\tsad\t", "\tbored\t")
+            lines = [re.sub(r"\t(ang|hap|exc|neu|sad)\t", "\tbored\t", line)
                      if utterance.utterance_id in line else line for line in text.splitlines()]
             with open(path, "w") as handle:
                 handle.write("\n".join(lines) + "\n")

@@ -13,6 +13,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from emokeras.files import write_json
+
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 
@@ -115,11 +117,7 @@ class ShardWriter:
 
 
 def write_manifest(directory: str, manifest: dict) -> None:
-    path = os.path.join(directory, MANIFEST)
-    with open(path + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(directory, MANIFEST), manifest)
 
 
 def read_manifest(directory: str) -> dict:

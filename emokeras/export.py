@@ -1,0 +1,76 @@
+"""SavedModel export with a serving signature on raw inputs (DESIGN.md, Folders: saved_models/).
+
+The exported model takes what preparation stores, unnormalised: `frames`
+`[batch, frames, 130]` float32 and `num_frames` `[batch]` int32, plus for
+models that read words `word_vectors` `[batch, words, D]`, `num_words` and
+`word_spans` `[batch, words, 2]`. It returns `probabilities` `[batch, 4]`
+in the order of `emokeras.labels.CLASS_NAMES`.
+
+Beside the graph, `assets.extra/emokeras.json` says which model it is, its
+inputs, the class names, the frame features and the text encoder, so that
+`emokeras.predict` can feed it without guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from emokeras.files import write_json
+from emokeras.labels import CLASS_NAMES
+
+SIGNATURE = "serving_default"
+METADATA = os.path.join("assets.extra", "emokeras.json")
+
+
+def serving_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
+    """One `TensorSpec` per model input, batch and time axes unknown."""
+    return {name: tf.TensorSpec((None, *tensor.shape[1:]), tensor.dtype, name=name)
+            for name, tensor in model.input.items()}
+
+
+def export_saved_model(model: keras.Model, path: str, metadata: dict | None = None) -> str:
+    """Writes `model` as a SavedModel at `path` (replacing what is there, only once complete).
+
+    Args:
+      model: an emokeras model (dict of named inputs → probabilities).
+      path: the SavedModel folder.
+      metadata: extra facts for `assets.extra/emokeras.json` (model name,
+        feature set, encoder, fold...).
+
+    Returns:
+      `path`.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    specs = serving_specs(model)
+
+    def serve(inputs):
+        return {"probabilities": model(inputs, training=False)}
+
+    archive.add_endpoint(SIGNATURE, serve, input_signature=[specs])
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    partial = os.path.join(parent, "." + os.path.basename(path) + ".partial")
+    if os.path.isdir(partial):
+        shutil.rmtree(partial)
+    archive.write_out(partial, verbose=False)
+    os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
+    write_json(os.path.join(partial, METADATA), {
+        "class_names": list(CLASS_NAMES),
+        "inputs": {name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for name, spec in specs.items()},
+        "signature": SIGNATURE,
+        **(metadata or {}),
+    })
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(partial, path)
+    return path
+
+
+def load_serving(path: str):
+    """The SavedModel's serving function: call it with keyword tensors, get `{"probabilities": ...}`."""
+    return tf.saved_model.load(path).signatures[SIGNATURE]

@@ -1,0 +1,237 @@
+"""`python -m emokeras.train --fold 3`: train one model on one fold, keep its best epoch, export it.
+
+With no flags: H-MM-4 on fold 3 of the demo corpus, which is prepared first
+if it is not yet (`python -m emokeras.prepare`). The run goes to
+`runs/<model>/fold-<k>/`:
+
+  config.json        the resolved configuration
+  tensorboard/       TensorBoard logs (train and validation, per epoch)
+  history.csv        every epoch's losses and metrics
+  best.weights.h5    the epoch with the highest validation UA (`best.json`)
+  results.json       validation and test UA, WA and confusion matrices, epochs, time
+
+and the best model is exported to `saved_models/<model>/fold-<k>/`. An
+interrupted run resumes at its last finished epoch when started again
+(`keras.callbacks.BackupAndRestore` under `runs/.../backup/`); a finished
+run is reported, not retrained, unless `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import warnings
+
+from emokeras.config import ModelConfig, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+RESULTS = "results.json"
+CONFIG = "config.json"
+
+
+def resolve_data(config: TrainConfig) -> str:
+    """The prepared folder to read: `config.data`, or the demo corpus, prepared if needed."""
+    if config.data:
+        return config.data
+    from emokeras.prepare import PrepareConfig, prepare
+
+    return prepare(PrepareConfig())
+
+
+def _datasets(data_dir: str, config: TrainConfig, input_names):
+    from emokeras import data
+
+    def keep_inputs(inputs, label):
+        return {name: inputs[name] for name in input_names}, label
+
+    return {split: data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size, seed=config.seed)
+            .map(keep_inputs) for split in data.SPLITS}
+
+
+def _evaluate(model, dataset) -> dict:
+    """UA, WA and the confusion matrix (rows: truth, columns: prediction) of `model` on `dataset`."""
+    from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+
+    unweighted, weighted = UnweightedAccuracy(), WeightedAccuracy()
+    for inputs, labels in dataset:
+        probabilities = model(inputs, training=False)
+        unweighted.update_state(labels, probabilities)
+        weighted.update_state(labels, probabilities)
+    return {
+        "unweighted_accuracy": float(unweighted.result()),
+        "weighted_accuracy": float(weighted.result()),
+        "confusion_matrix": unweighted.confusion.numpy().astype(int).tolist(),
+    }
+
+
+def build_compiled_model(config: TrainConfig, data_dir: str):
+    """The model for `config`, compiled as the paper trains it, in the current strategy scope."""
+    import keras
+
+    from emokeras import data, models, tfrecords
+    from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+
+    manifest = tfrecords.read_manifest(data_dir)
+    mean, variance = data.frame_statistics(data_dir, config.fold)
+    model = models.build_model(config.model, config.model_config, num_features=manifest["num_features"],
+                               word_dimension=manifest["encoder_dimension"], frame_mean=mean,
+                               frame_variance=variance)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[UnweightedAccuracy(), WeightedAccuracy()],
+    )
+    return model
+
+
+def summary_line(config: TrainConfig, results: dict) -> str:
+    validation, test = results["validation"], results["test"]
+    return (f"{config.model} fold {config.fold}: validation UA {validation['unweighted_accuracy']:.4f} "
+            f"WA {validation['weighted_accuracy']:.4f} | test UA {test['unweighted_accuracy']:.4f} "
+            f"WA {test['weighted_accuracy']:.4f} | best epoch {results['best_epoch']}/{results['epochs']} | "
+            f"{results['train_seconds']:.0f} s | {config.run_dir()}")
+
+
+def run(config: TrainConfig, callbacks=()) -> dict:
+    """Trains, evaluates and exports one model on one fold; returns `results.json`'s content.
+
+    Args:
+      config: what to train.
+      callbacks: extra Keras callbacks for `fit` (after emokeras' own).
+    """
+    import keras
+    import tensorflow as tf
+
+    from emokeras import models
+    from emokeras.callbacks import BestEpochCheckpoint, EpochSeconds
+    from emokeras.export import export_saved_model
+    from emokeras.files import write_json
+
+    models.check_name(config.model)
+    run_dir = config.run_dir()
+    results_path = os.path.join(run_dir, RESULTS)
+    if os.path.isfile(results_path) and not config.overwrite:
+        with open(results_path) as f:
+            results = json.load(f)
+        print(f"already trained (--overwrite to train again): {summary_line(config, results)}")
+        return results
+    if config.overwrite and os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    data_dir = resolve_data(config)
+    os.makedirs(run_dir, exist_ok=True)
+    backup_dir = os.path.join(run_dir, "backup")
+    resuming = os.path.isdir(backup_dir)
+
+    keras.utils.set_random_seed(config.seed)
+    strategy = tf.distribute.MirroredStrategy()
+    resolved = dataclasses.asdict(config)
+    resolved.update(data=data_dir, replicas=strategy.num_replicas_in_sync,
+                    devices=list(strategy.extended.worker_devices))
+    write_json(os.path.join(run_dir, CONFIG), resolved)
+
+    with strategy.scope():
+        model = build_compiled_model(config, data_dir)
+    datasets = _datasets(data_dir, config, tuple(model.input))
+    best = BestEpochCheckpoint(run_dir)
+    if resuming:
+        print(f"resuming the interrupted run from {backup_dir}")
+    # Keras warns that a dataset of unknown length "ran out of data" at the end of every first epoch.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    model.fit(
+        datasets["train"], validation_data=datasets["validation"], epochs=config.epochs, verbose=2, shuffle=False,
+        callbacks=[
+            keras.callbacks.BackupAndRestore(backup_dir),
+            EpochSeconds(),
+            best,
+            keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+            keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+            *callbacks,
+        ],
+    )
+    model.load_weights(best.weights_path)
+    history = _read_history(os.path.join(run_dir, "history.csv"))
+    results = {
+        "model": config.model,
+        "fold": config.fold,
+        "validation": _evaluate(model, datasets["validation"]),
+        "test": _evaluate(model, datasets["test"]),
+        "best_epoch": best.best_epoch,
+        "epochs": len(history),
+        "train_seconds": round(sum(float(row["epoch_seconds"]) for row in history), 1),
+        "history": history,
+    }
+    export_saved_model(model, config.export_dir(), {
+        "model": config.model, "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch})
+    results["saved_model"] = config.export_dir()
+    write_json(results_path, results)
+    print(summary_line(config, results))
+    return results
+
+
+def _read_history(path: str) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as f:
+        return [{key: (int(value) if key == "epoch" else float(value)) for key, value in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def main(argv):
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = TrainConfig(
+        model=FLAGS.model, fold=FLAGS.fold, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate, clipnorm=FLAGS.clipnorm, seed=FLAGS.seed, data=FLAGS.data,
+        output=FLAGS.output, saved_models=FLAGS.saved_models, overwrite=FLAGS.overwrite,
+        model_config=ModelConfig(hidden_units=FLAGS.hidden_units, dropout=FLAGS.dropout, l2=FLAGS.l2))
+    from emokeras.tfrecords import ManifestMismatch
+
+    try:
+        run(config)
+    except (ManifestMismatch, ValueError, FileNotFoundError) as error:
+        logger.error("%s", error)
+        sys.exit(1)
+
+
+def define_flags():
+    from absl import flags
+
+    from emokeras.models import MODEL_NAMES
+
+    defaults, model_defaults = TrainConfig(), ModelConfig()
+    flags.DEFINE_enum("model", defaults.model, list(MODEL_NAMES), "The model, by its name in the paper's Table 2.")
+    flags.DEFINE_integer("fold", defaults.fold, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.",
+                         lower_bound=0, upper_bound=9)
+    flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Utterances per (global) batch.", lower_bound=1)
+    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam's learning rate.")
+    flags.DEFINE_float("clipnorm", defaults.clipnorm, "Clip the global gradient norm to this.")
+    flags.DEFINE_integer("hidden_units", model_defaults.hidden_units,
+                         "BLSTM output size (both directions), GMU and attention size.", lower_bound=2)
+    flags.DEFINE_float("dropout", model_defaults.dropout, "Dropout after each BLSTM and before the softmax.")
+    flags.DEFINE_float("l2", model_defaults.l2, "L2 coefficient on every kernel.")
+    flags.DEFINE_string("data", None, "A prepared TFRecord folder (tfrecords/<corpus>/<encoder>). "
+                        "Default: the demo corpus, prepared first if needed.")
+    flags.DEFINE_integer("seed", defaults.seed, "Seed for weights, dropout and shuffling.")
+    flags.DEFINE_string("output", defaults.output, "Runs go to <output>/<model>/fold-<k>/.")
+    flags.DEFINE_string("saved_models", defaults.saved_models,
+                        "The best model is exported to <saved_models>/<model>/fold-<k>/.")
+    flags.DEFINE_boolean("overwrite", False, "Train again even if the run has results.")
+    return flags.FLAGS
+
+
+if __name__ == "__main__":
+    from absl import app
+    from absl import logging as absl_logging
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    FLAGS = define_flags()
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    app.run(main)

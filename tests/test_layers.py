@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from emokeras.layers import AcousticWordPooling, ContextAttention, GatedMultimodalUnit, MaskedAveragePooling
+from emokeras.layers import AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask, MaskedAveragePooling
 from layer_testing import check_layer
 
 rng = np.random.default_rng(0)
@@ -129,3 +129,9 @@ def test_acoustic_word_pooling_maths_masks_and_padding():
                                    AcousticWordPooling()])
 def test_layers_are_registered_under_emokeras(layer):
     assert keras.saving.get_registered_name(type(layer)) == f"emokeras>{type(layer).__name__}"
+
+
+def test_length_mask_layer(tmp_path):
+    check_layer(LengthMask, [rng.standard_normal((3, 5, 4)).astype("float32"), np.array([5, 2, 0], "int32")],
+                tmp_path)
+

@@ -1,7 +1,36 @@
 """The bimodal gated multimodal unit (Arevalo et al., 2017) as the paper's modality attention."""
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+
+class _MaskedSynchronizedBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalisation whose masked statistics are summed over all replicas.
+
+    Keras' `synchronized=True` ignores a mask, and with a mask it uses the
+    replica's own statistics, so a model trained on two devices would differ
+    from the same model on one. Here each replica sums its unmasked values,
+    squares and counts, and the sums are all-reduced before the moments are
+    taken: the statistics of the global batch, whatever the replicas.
+    (Overrides `BatchNormalization._moments`, Keras 3.15.)
+    """
+
+    def _moments(self, inputs, mask):
+        if mask is None:
+            return super()._moments(inputs, mask)
+        weights = ops.cast(ops.expand_dims(mask, -1), inputs.dtype)
+        axes = self._reduction_axes
+        total = ops.sum(inputs * weights, axes)
+        total_squares = ops.sum(ops.square(inputs) * weights, axes)
+        count = ops.sum(ops.broadcast_to(weights, ops.shape(inputs)), axes)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            total, total_squares, count = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                                             [total, total_squares, count])
+        count = ops.maximum(count, 1.0)
+        mean = total / count
+        return mean, ops.maximum(total_squares / count - ops.square(mean), 0.0)
 
 
 @keras.saving.register_keras_serializable(package="emokeras")
@@ -11,7 +40,8 @@ class GatedMultimodalUnit(keras.layers.Layer):
     `h_a = tanh(BN(W_a x_a + b_a))`, `h_l = tanh(BN(W_l x_l + b_l))`,
     `z = σ(W_z [x_a, x_l] + b_z)`, `h = z ∗ h_a + (1 − z) ∗ h_l`, with batch
     normalisation on each modality's projection (Appendix B); masked steps
-    are left out of the batch statistics.
+    are left out of the batch statistics, which are those of the global batch
+    under a distribution strategy.
 
     Args:
       units: size of `h` and `z`.
@@ -50,9 +80,9 @@ class GatedMultimodalUnit(keras.layers.Layer):
                                                      kernel_regularizer=regulariser)
         self.lexical_projection.build(lexical_shape)
         projected = (*acoustic_shape[:-1], self.units)
-        self.acoustic_norm = keras.layers.BatchNormalization(name="acoustic_norm")
+        self.acoustic_norm = _MaskedSynchronizedBatchNormalization(name="acoustic_norm")
         self.acoustic_norm.build(projected)
-        self.lexical_norm = keras.layers.BatchNormalization(name="lexical_norm")
+        self.lexical_norm = _MaskedSynchronizedBatchNormalization(name="lexical_norm")
         self.lexical_norm.build(projected)
         self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", kernel_regularizer=regulariser)
         self.gate.build((*acoustic_shape[:-1], acoustic_shape[-1] + lexical_shape[-1]))

@@ -1,0 +1,125 @@
+"""Training throughput: emokeras' pipeline and models against a plain Keras baseline and the matmul peak.
+
+Prints figures; asserts nothing. Goals (issue 3): B-ACO-1 through emokeras'
+pipeline trains >= 1.5x the useful (unpadded) frames/s of the baseline a user
+would write (Sequential BLSTMs, every utterance padded to 700 frames, `fit` on
+numpy arrays), and reaches >= 50 % of the machine's float32 matmul peak.
+
+    python benchmarks/train_throughput.py [--data_dir tfrecords/demo/char-ngram-256] [--epochs 2]
+
+Useful frames are the utterances' real frames (at most 700 each), counted once
+per epoch. Achieved FLOP/s counts the BLSTM matrix products only (they are
+nearly all the work): per frame and direction, forward `2·4u·(d + u)` for
+input size `d` and `u` units, and training is taken as 3x forward.
+"""
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from emokeras import data, models
+from emokeras.config import ModelConfig, TrainConfig
+from emokeras.prepare import PrepareConfig, prepare
+from emokeras.train import build_compiled_model
+
+
+def matmul_peak(size=2048, repeats=20) -> float:
+    """float32 FLOP/s of a large square matmul on this machine."""
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+
+    @tf.function
+    def product(a, b):
+        return tf.matmul(a, b)
+
+    product(a, b).numpy()
+    started = time.perf_counter()
+    for _ in range(repeats):
+        out = product(a, b)
+    out.numpy()
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def blstm_training_flops_per_frame(input_size: int, hidden_units: int, layers: int) -> float:
+    units = hidden_units // 2
+    flops, size = 0.0, input_size
+    for _ in range(layers):
+        flops += 2 * (2 * 4 * units * (size + units))  # two directions
+        size = hidden_units
+    return 3 * flops
+
+
+def timed_epochs(model, dataset, epochs, **fit_kwargs) -> float:
+    """Seconds of the fastest of `epochs` epochs after one warm-up epoch (tracing, caching)."""
+    model.fit(dataset, epochs=1, verbose=0, **fit_kwargs)
+    walls = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        model.fit(dataset, epochs=1, verbose=0, **fit_kwargs)
+        walls.append(time.perf_counter() - started)
+    return min(walls)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=None, help="a prepared folder (default: prepare the demo corpus)")
+    parser.add_argument("--fold", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest counts)")
+    args = parser.parse_args()
+    data_dir = args.data_dir or prepare(PrepareConfig())
+
+    peak = matmul_peak()
+    print(f"matmul peak (float32, 2048x2048, {os.cpu_count()} cores): {peak / 1e9:.1f} GFLOP/s")
+
+    frames, labels = [], []
+    for example in data.parsed_split(data_dir, args.fold, "train").as_numpy_iterator():
+        frames.append(example["frames"])
+        labels.append(example["label"])
+    useful_frames = sum(len(f) for f in frames)
+    print(f"fold {args.fold} training split: {len(frames)} utterances, {useful_frames} frames "
+          f"(mean {useful_frames / len(frames):.0f}, padded to 700: {700 * len(frames)})")
+    config = ModelConfig()
+    per_frame = blstm_training_flops_per_frame(frames[0].shape[1], config.hidden_units, config.blstm_layers)
+
+    def report(label, seconds):
+        rate = useful_frames / seconds
+        print(f"  {label}: {seconds:.2f} s/epoch, {rate:,.0f} useful frames/s, "
+              f"{rate * per_frame / 1e9:.1f} GFLOP/s useful = {100 * rate * per_frame / peak:.0f} % of peak")
+        return rate
+
+    # The baseline a user would write: every utterance padded to 700 frames, numpy arrays, Sequential BLSTMs.
+    padded = np.zeros((len(frames), data.MAX_FRAMES, frames[0].shape[1]), "float32")
+    for row, utterance in enumerate(frames):
+        padded[row, :len(utterance)] = utterance
+    keras.utils.set_random_seed(0)
+    baseline = keras.Sequential([keras.Input((data.MAX_FRAMES, frames[0].shape[1]))] + [
+        keras.layers.Bidirectional(keras.layers.LSTM(config.hidden_units // 2, return_sequences=True))
+        for _ in range(config.blstm_layers)] + [keras.layers.GlobalAveragePooling1D(),
+                                                keras.layers.Dense(4, activation="softmax")])
+    baseline.compile(optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=5.0),
+                     loss="sparse_categorical_crossentropy")
+    print("plain Keras baseline (Sequential 2xBLSTM, padded to 700, fit on numpy, batch 64):")
+    seconds = timed_epochs(baseline, padded, args.epochs, y=np.array(labels), batch_size=64)
+    baseline_rate = report("baseline", seconds)
+    print(f"  (padded frames/s: {700 * len(frames) / seconds:,.0f}; "
+          f"{100 * 700 * len(frames) * per_frame / seconds / peak:.0f} % of peak counting padding)")
+
+    print("emokeras (bucketed tf.data pipeline, masks, paper sizes):")
+    for name in ("B-ACO-1", "H-MM-4"):
+        train_config = TrainConfig(model=name, fold=args.fold)
+        keras.utils.set_random_seed(0)
+        model = build_compiled_model(train_config, data_dir)
+        dataset = data.make_dataset(data_dir, args.fold, "train").map(
+            lambda inputs, label, model=model: (models.select_inputs(model, inputs), label))
+        rate = report(name, timed_epochs(model, dataset, args.epochs))
+        print(f"    {rate / baseline_rate:.2f}x the baseline's useful frames/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""emokeras.train at small sizes: the run folder, best-epoch selection, resume after interruption,
+refusing to retrain a finished run, the exported SavedModel, and two replicas against one."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from emokeras import data, export, models
+from emokeras.config import ModelConfig, TrainConfig
+from emokeras.train import build_compiled_model, run
+
+SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.1)
+
+
+def small_config(tmp_path, demo_data, **overrides):
+    settings = dict(model="B-ACO-1", fold=3, epochs=2, batch_size=32, learning_rate=3e-3, data=demo_data,
+                    output=str(tmp_path / "runs"), saved_models=str(tmp_path / "saved_models"), model_config=SMALL)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def read_history(config):
+    with open(os.path.join(config.run_dir(), "history.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def ua_from_confusion(matrix):
+    matrix = np.asarray(matrix, float)
+    support = matrix.sum(1)
+    return np.mean(np.diag(matrix)[support > 0] / support[support > 0])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, demo_data):
+    """One small H-MM-4 run: (config, results, printed output)."""
+    tmp_path = tmp_path_factory.mktemp("train")
+    config = small_config(tmp_path, demo_data, model="H-MM-4", epochs=3)
+    return config, run(config)
+
+
+def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys):
+    config, results = trained
+    run_dir = config.run_dir()
+    assert run_dir.endswith(os.path.join("runs", "H-MM-4", "fold-3"))
+    with open(os.path.join(run_dir, "config.json")) as f:
+        resolved = json.load(f)
+    assert resolved["model"] == "H-MM-4" and resolved["model_config"]["hidden_units"] == 8
+    assert resolved["replicas"] >= 1 and resolved["data"] == config.data
+    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2]
+    events = [name for _, _, names in os.walk(os.path.join(run_dir, "tensorboard")) for name in names
+              if name.startswith("events.out.tfevents")]
+    assert len(events) >= 2  # train and validation writers
+    assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once training finished
+    with open(os.path.join(run_dir, "results.json")) as f:
+        assert json.load(f) == results
+    for split in ("validation", "test"):
+        matrix = np.array(results[split]["confusion_matrix"])
+        assert matrix.shape == (4, 4) and matrix.sum() == 40  # the demo's held-out speaker: 40 utterances
+        np.testing.assert_allclose(results[split]["unweighted_accuracy"], ua_from_confusion(matrix), rtol=1e-6)
+        np.testing.assert_allclose(results[split]["weighted_accuracy"], np.trace(matrix) / 40, rtol=1e-6)
+    assert results["epochs"] == 3 and results["train_seconds"] > 0
+
+
+def test_best_epoch_is_the_highest_validation_ua(trained):
+    config, results = trained
+    history = read_history(config)
+    values = [float(row["val_unweighted_accuracy"]) for row in history]
+    assert results["best_epoch"] == int(np.argmax(values)) + 1
+    # The restored weights are the best epoch's: evaluating them gives that epoch's validation UA.
+    np.testing.assert_allclose(results["validation"]["unweighted_accuracy"], max(values), atol=1e-6)
+
+
+def test_exported_saved_model_matches_the_keras_model(trained):
+    config, results = trained
+    assert results["saved_model"] == config.export_dir()
+    keras_model = build_compiled_model(config, config.data)  # normalisation statistics included
+    keras_model.load_weights(os.path.join(config.run_dir(), "best.weights.h5"))
+    serve = export.load_serving(config.export_dir())
+    inputs, _ = next(iter(data.make_dataset(config.data, 3, "test", batch_size=16)))
+    inputs = models.select_inputs(keras_model, inputs)
+    got = serve(**inputs)["probabilities"].numpy()
+    want = keras_model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    with open(os.path.join(config.export_dir(), export.METADATA)) as f:
+        metadata = json.load(f)
+    assert metadata["model"] == "H-MM-4" and metadata["class_names"] == ["anger", "happiness", "neutral", "sadness"]
+    assert set(metadata["inputs"]) == set(models.MODEL_INPUTS["H-MM-4"])
+    shown = subprocess.run(["saved_model_cli", "show", "--dir", config.export_dir(), "--tag_set", "serve",
+                            "--signature_def", "serving_default"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for name in ("frames", "num_frames", "word_vectors", "num_words", "word_spans", "probabilities"):
+        assert f"['{name}']" in shown.stdout
+
+
+def test_a_finished_run_is_reported_not_retrained(trained, capsys):
+    config, results = trained
+    again = run(config)
+    assert again == results
+    assert "already trained" in capsys.readouterr().out
+
+
+class Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after_epoch = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.after_epoch:
+            raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
+
+
+class EpochsSeen(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, demo_data, capsys):
+    config = small_config(tmp_path, demo_data, epochs=4)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, callbacks=[Interrupt(after_epoch=1)])
+    assert os.path.isdir(os.path.join(config.run_dir(), "backup"))
+    assert not os.path.exists(os.path.join(config.run_dir(), "results.json"))
+    seen = EpochsSeen()
+    results = run(config, callbacks=[seen])
+    assert "resuming" in capsys.readouterr().out
+    assert seen.epochs == [2, 3]  # epochs 0 and 1 were finished before the interruption
+    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2, 3]
+    values = [float(row["val_unweighted_accuracy"]) for row in read_history(config)]
+    assert results["epochs"] == 4 and results["best_epoch"] == int(np.argmax(values)) + 1
+
+
+def test_bad_model_name_fails_before_training(tmp_path, demo_data):
+    with pytest.raises(ValueError, match="unknown model 'B-ACO-3'"):
+        run(small_config(tmp_path, demo_data, model="B-ACO-3"))
+
+
+_TWO_REPLICAS = """
+import numpy as np, tensorflow as tf, keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from emokeras import data, models
+from emokeras.config import ModelConfig, TrainConfig
+from emokeras.train import build_compiled_model
+data_dir, name = {data_dir!r}, {name!r}
+config = TrainConfig(model=name, fold=3, learning_rate=1e-2,
+                     model_config=ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0))
+inputs, labels = next(iter(data.make_dataset(data_dir, 3, "train", batch_size=32)))
+results = []
+for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        keras.utils.set_random_seed(3)
+        model = build_compiled_model(config, data_dir)
+    # A dataset, not train_on_batch: fit splits a dataset's global batch across the replicas, whereas
+    # train_on_batch would hand every replica the whole batch.
+    batch = tf.data.Dataset.from_tensors((models.select_inputs(model, inputs), labels))
+    logs = {{key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}}
+    after = model.evaluate(batch, verbose=0, return_dict=True)
+    results.append((strategy.num_replicas_in_sync, logs, after, [w.copy() for w in model.get_weights()]))
+(r1, logs1, after1, weights1), (r2, logs2, after2, weights2) = results
+assert (r1, r2) == (1, 2)
+print('LOGS', logs1, logs2, after1, after2)
+for key in ("loss", "unweighted_accuracy", "weighted_accuracy"):
+    np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-4, err_msg=key)
+    np.testing.assert_allclose(after2[key], after1[key], rtol=1e-4, err_msg="after the step: " + key)
+# Adam moves each weight by about the learning rate (1e-2); 1e-4 leaves room only for rounding, e.g. in the
+# projection biases before batch normalisation, whose true gradient is zero and whose Adam step is noise.
+for w1, w2 in zip(weights1, weights2):
+    np.testing.assert_allclose(w2, w1, rtol=1e-3, atol=1e-4)
+"""
+
+
+@pytest.mark.parametrize("name", ["B-ACO-1", "H-MM-4"])
+def test_two_replicas_train_like_one(demo_data, name):
+    """One step on the same global batch under one and two replicas: same loss, UA, WA and weights.
+    Logical CPU devices must be configured before TensorFlow starts, hence a fresh process."""
+    script = _TWO_REPLICAS.format(data_dir=demo_data, name=name)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

@@ -1,0 +1,133 @@
+"""emokeras.multiview: Eq. 2 and Eq. 5 against hand-computed values, and negative selection by rule."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import ops
+
+from emokeras import multiview
+
+SQRT_HALF = np.sqrt(0.5)
+
+
+def numpy_contrastive(h_a, h_a_negative, h_m, h_m_negative, margin):
+    def dis(v, w):
+        norms = np.linalg.norm(v, axis=-1) * np.linalg.norm(w, axis=-1)
+        return 1 - np.sum(v * w, -1) / np.maximum(norms, 1e-12)
+
+    n = len(h_a)
+    first = np.maximum(0, margin + dis(h_a, h_m) - dis(h_a, h_m_negative)).sum() / (2 * n)
+    second = np.maximum(0, margin + dis(h_m, h_a) - dis(h_m, h_a_negative)).sum() / (2 * n)
+    return first + second
+
+
+def test_contrastive_loss_by_hand():
+    h_a = np.array([[1.0, 0.0], [1.0, 0.0]], "float32")
+    h_m = np.array([[1.0, 0.0], [0.0, 1.0]], "float32")
+    h_m_negative = np.array([[0.0, 1.0], [SQRT_HALF, SQRT_HALF]], "float32")
+    h_a_negative = np.array([[-1.0, 0.0], [0.0, -1.0]], "float32")
+    # Sample 0 satisfies both margins. Sample 1, acoustic anchor: 0.5 + dis([1,0],[0,1]) − dis([1,0],[.71,.71])
+    # = 0.5 + 1 − (1 − 0.7071) = 1.2071; multimodal anchor: 0.5 + 1 − dis([0,1],[0,−1]) = 0.5 + 1 − 2 < 0.
+    expected = 1.2071068 / 4
+    got = float(multiview.contrastive_loss(h_a, h_a_negative, h_m, h_m_negative, margin=0.5))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(got, numpy_contrastive(h_a, h_a_negative, h_m, h_m_negative, 0.5), rtol=1e-5)
+
+
+def test_contrastive_loss_is_cross_view_and_scale_free():
+    rng = np.random.default_rng(0)
+    vectors = [rng.standard_normal((5, 3)).astype("float32") for _ in range(4)]
+    want = numpy_contrastive(*vectors, margin=0.3)
+    np.testing.assert_allclose(float(multiview.contrastive_loss(*vectors, margin=0.3)), want, rtol=1e-5)
+    scaled = [v * s for v, s in zip(vectors, (2.0, 0.1, 7.0, 3.0))]  # cosine distance ignores length
+    np.testing.assert_allclose(float(multiview.contrastive_loss(*scaled, margin=0.3)), want, rtol=1e-5)
+
+
+def test_contrastive_margin_boundary():
+    h = np.array([[1.0, 0.0]], "float32")
+    negative = np.array([[0.5, np.sqrt(0.75)]], "float32")  # cos 0.5: distance 0.5 from h
+    far = np.array([[-1.0, 0.0]], "float32")
+    # dis(positive) = 0 and dis(negative) = 0.5: the hinge is exactly at its corner for m = 0.5 ...
+    at_margin = float(multiview.contrastive_loss(h, far, h, negative, margin=0.5))
+    assert abs(at_margin) < 1e-6
+    # ... and a larger margin gives (m − 0.5) / 2 from the acoustic anchor alone.
+    np.testing.assert_allclose(float(multiview.contrastive_loss(h, far, h, negative, margin=0.6)), 0.05, rtol=1e-4)
+
+
+def test_zero_vectors_give_finite_loss_and_gradients():
+    zeros = tf.zeros((2, 3))
+    h_m = tf.constant([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(zeros)
+        loss = multiview.contrastive_loss(zeros, zeros, h_m, -h_m, margin=0.5)
+    gradient = tape.gradient(loss, zeros)
+    assert np.isfinite(float(loss)) and np.all(np.isfinite(gradient.numpy()))
+    np.testing.assert_allclose(ops.convert_to_numpy(multiview.cosine_distance(zeros, h_m)), [1.0, 1.0])
+
+
+def test_kl_loss_by_hand():
+    teacher = np.array([[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]], "float32")
+    student = np.array([[0.25, 0.25, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]], "float32")
+    # Sample 0: 0.5 ln 2 + 0.5 ln 2 (the zero classes add nothing); sample 1: identical, 0.
+    np.testing.assert_allclose(float(multiview.kl_loss(teacher, student)), np.log(2) / 2, rtol=1e-5)
+    assert abs(float(multiview.kl_loss(student, student))) < 1e-7
+    # A student that gives 0 where the teacher does not: large, but finite.
+    assert np.isfinite(float(multiview.kl_loss(student, teacher)))
+
+
+def test_eligibility_rules():
+    random_rule = multiview.negative_eligibility("random")
+    np.testing.assert_array_equal(random_rule, ~np.eye(4, dtype=bool))
+    similar = multiview.negative_eligibility("similar")
+    # anger <-> happiness, neutral <-> sadness
+    np.testing.assert_array_equal(similar, [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
+    custom = multiview.negative_eligibility("similar", [("anger", "sadness"), ("anger", "neutral")])
+    np.testing.assert_array_equal(custom[0], [0, 0, 1, 1])
+    with pytest.raises(ValueError, match="unknown class 'joy'"):
+        multiview.negative_eligibility("similar", [("anger", "joy")])
+    with pytest.raises(ValueError, match="negative rule must be one of"):
+        multiview.negative_eligibility("hardest")
+
+
+@pytest.mark.parametrize("rule", ["random", "similar"])
+def test_negatives_obey_their_rule_and_match_algorithm_1(rule):
+    eligibility = multiview.negative_eligibility(rule)
+    labels = np.array([0] * 16 + [1] * 8 + [2] * 4 + [3] * 4, "int32")
+    counts = np.bincount(labels, minlength=4)
+    drawn = np.zeros((4, 4))
+    for seed in range(300):
+        indices, has_negative = multiview.select_negatives(labels, eligibility, seed=[seed, 1])
+        indices, has_negative = indices.numpy(), has_negative.numpy()
+        assert has_negative.all()
+        assert eligibility[labels, labels[indices]].all()  # every negative obeys its rule
+        np.add.at(drawn, (labels, labels[indices]), 1)
+    assert ((drawn > 0) == eligibility).all()  # every eligible class is drawn, and nothing else
+    # Algorithm 1: a negative for class y is uniform over the eligible samples, so class c has
+    # probability n_c / Σ_{eligible c'} n_c'.
+    expected = eligibility * counts[None, :]
+    expected = expected / expected.sum(1, keepdims=True)
+    observed = drawn / drawn.sum(1, keepdims=True)
+    np.testing.assert_allclose(observed, expected, atol=0.03)
+
+
+def test_a_batch_without_eligible_negatives():
+    labels = np.array([2, 2, 3], "int32")
+    indices, has_negative = multiview.select_negatives(labels, multiview.negative_eligibility("similar"), [0, 0])
+    # neutral <-> sadness: the two neutral utterances take the sad one; the sad one has two choices.
+    np.testing.assert_array_equal(has_negative.numpy(), [True, True, True])
+    np.testing.assert_array_equal(indices.numpy()[:2], [2, 2])
+    indices, has_negative = multiview.select_negatives(np.array([1, 1], "int32"),
+                                                       multiview.negative_eligibility("random"), [0, 0])
+    np.testing.assert_array_equal(has_negative.numpy(), [False, False])
+    np.testing.assert_array_equal(indices.numpy(), [0, 1])  # points to itself; the loss skips it
+
+
+def test_add_negatives_gathers_every_input():
+    frames = np.arange(4 * 3 * 2, dtype="float32").reshape(4, 3, 2)
+    dataset = tf.data.Dataset.from_tensors(({"frames": frames, "num_frames": np.array([3, 2, 1, 3], "int32")},
+                                            np.array([0, 1, 2, 3], "int32")))
+    inputs, labels = next(iter(multiview.add_negatives(dataset, "similar")))
+    partner = np.array([1, 0, 3, 2])  # the only eligible sample for each
+    np.testing.assert_array_equal(inputs["negative_frames"].numpy(), frames[partner])
+    np.testing.assert_array_equal(inputs["negative_num_frames"].numpy(), [2, 3, 3, 1])
+    np.testing.assert_array_equal(inputs["has_negative"].numpy(), [True] * 4)

@@ -12,10 +12,13 @@ All maths is `keras.ops`; per-sample forms (`*_per_sample`) let a
 
 from __future__ import annotations
 
+import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from emokeras.labels import CLASS_NAMES, NUM_CLASSES
+from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 
 NEGATIVE_RULES = ("random", "similar")
 # Acoustically similar classes (§3.4): high arousal (anger, happiness) and low arousal (neutral, sadness).
@@ -119,8 +122,6 @@ def select_negatives(labels, eligibility, seed):
       `[batch]`, False where the batch holds no eligible sample (that sample
       then has no contrastive term; its index points to itself).
     """
-    import tensorflow as tf
-
     labels = tf.cast(labels, tf.int32)
     eligible = tf.gather(tf.gather(tf.constant(eligibility), labels), labels, axis=1)  # [B, B]
     scores = tf.random.stateless_uniform(tf.shape(eligible), seed=seed)
@@ -134,13 +135,11 @@ NEGATIVE_PREFIX = "negative_"
 
 
 def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, seed: int = 0):
-    """Adds to each batch `negative_<input>` for every input, and `has_negative`.
+    """Adds to each batch `negative_<input>` for every input, and `has_negative` (float32 1 or 0).
 
     The negatives are chosen on the global batch, before a distribution
     strategy splits it, so every replica count gives the same pairs.
     """
-    import tensorflow as tf
-
     eligibility = negative_eligibility(rule, similar_pairs)
 
     def with_negatives(batch_seed, element):
@@ -150,9 +149,146 @@ def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, se
         out = dict(inputs)
         for key, value in inputs.items():
             out[NEGATIVE_PREFIX + key] = tf.gather(value, indices)
-        out["has_negative"] = has_negative
+        # float32, not bool: MirroredStrategy cannot split boolean batch tensors (its AddN takes no bool).
+        out["has_negative"] = tf.cast(has_negative, tf.float32)
         return out, labels
 
     # One seed per batch from a seeded stream that differs every epoch: reproducible, yet fresh pairs each epoch.
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     return tf.data.Dataset.zip(batch_seeds, dataset).map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+MODES = ("joint", "frozen", "teacher")
+
+
+def _split_inputs(inputs: dict) -> tuple[dict, dict, object]:
+    positive = {k: v for k, v in inputs.items() if not k.startswith(NEGATIVE_PREFIX) and k != "has_negative"}
+    negative = {k[len(NEGATIVE_PREFIX):]: v for k, v in inputs.items() if k.startswith(NEGATIVE_PREFIX)}
+    return positive, negative, inputs.get("has_negative")
+
+
+def _views_heads(view):
+    """The view's utterance representation `h` and its probabilities, from one forward pass."""
+    return keras.Model(view.input, [view.get_layer("classifier_dropout").input, view.output],
+                       name=f"{view.name}-heads")
+
+
+class MultiViewModel(keras.Model):
+    """An acoustic view trained beside a second view (paper §3.4, Algorithm 1).
+
+    Modes:
+      - `joint`: both views learn, `L = Lc + βa·La + βm·Lm`;
+      - `frozen`: the second view is a trained model, not updated, `L = Lc + βa·La`;
+      - `teacher`: the second view is a trained teacher, `L = Lc + LKL`.
+
+    Training batches carry each input twice, as `<name>` and
+    `negative_<name>`, plus `has_negative` (`add_negatives`); validation
+    batches need only the acoustic view's inputs. Called as a model, it is
+    the acoustic view: `evaluate` and `predict` score the deployable model.
+
+    Each loss term is the mean over the global batch: per-sample terms are
+    summed on each replica and divided by the global batch size, and the
+    gradients, which the optimizer sums over replicas, are those of one
+    replica on the whole batch. One `Mean` tracker per term.
+
+    Args:
+      acoustic_view: an emokeras model on frames (`B-ACO-1`, `B-ACO-1+attention`).
+      second_view: an emokeras model (`H-MM-4`, `B-LEX`...) whose
+        representation has the acoustic view's size.
+      mode: one of `MODES`.
+      beta_a, beta_m: the cross-entropy weights (Eq. 3, 4); variables, so a
+        schedule can change them between epochs.
+      margin: the contrastive margin `m`.
+    """
+
+    def __init__(self, acoustic_view, second_view, mode="joint", beta_a=1.0, beta_m=0.3, margin=0.5, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"multi-view mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.acoustic_view = acoustic_view
+        self.second_view = second_view
+        self.acoustic_heads = _views_heads(acoustic_view)
+        self.second_heads = _views_heads(second_view)
+        sizes = (self.acoustic_heads.output[0].shape[-1], self.second_heads.output[0].shape[-1])
+        if sizes[0] != sizes[1]:
+            raise ValueError(f"the views' representations differ in size {sizes}: the contrastive loss "
+                             "compares them; give both the same hidden_units")
+        if mode != "joint":
+            second_view.trainable = False
+        self.beta_a = tf.Variable(float(beta_a), trainable=False, name="beta_a")
+        self.beta_m = tf.Variable(float(beta_m), trainable=False, name="beta_m")
+        self.margin = float(margin)
+        terms = ["contrastive"] + (["kl"] if mode == "teacher" else ["acoustic"]) + (
+            ["multimodal"] if mode == "joint" else [])
+        self.trackers = {"loss": keras.metrics.Mean(name="loss")}
+        self.trackers.update({term: keras.metrics.Mean(name=f"{term}_loss") for term in terms})
+        self.unweighted_accuracy = UnweightedAccuracy()
+        self.weighted_accuracy = WeightedAccuracy()
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.unweighted_accuracy, self.weighted_accuracy]
+
+    def call(self, inputs, training=False):
+        return self.acoustic_view(self._select(self.acoustic_view, inputs), training=training)
+
+    @staticmethod
+    def _select(view, inputs):
+        return {name: inputs[name] for name in view.input}
+
+    def _per_sample_terms(self, inputs, labels, training):
+        positive, negative, has_negative = _split_inputs(inputs)
+        second_training = training and self.mode == "joint"
+        h_a, p_a = self.acoustic_heads(self._select(self.acoustic_view, positive), training=training)
+        h_a_negative, _ = self.acoustic_heads(self._select(self.acoustic_view, negative), training=training)
+        h_m, p_m = self.second_heads(self._select(self.second_view, positive), training=second_training)
+        h_m_negative, _ = self.second_heads(self._select(self.second_view, negative), training=second_training)
+        if self.mode != "joint":
+            h_m, p_m, h_m_negative = (tf.stop_gradient(t) for t in (h_m, p_m, h_m_negative))
+        terms = {"contrastive": contrastive_per_sample(h_a, h_a_negative, h_m, h_m_negative, self.margin)
+                 * tf.cast(has_negative, h_a.dtype)}
+        if self.mode == "teacher":
+            terms["kl"] = kl_per_sample(p_m, p_a)
+        else:
+            terms["acoustic"] = self.beta_a * keras.losses.sparse_categorical_crossentropy(labels, p_a)
+            if self.mode == "joint":
+                terms["multimodal"] = self.beta_m * keras.losses.sparse_categorical_crossentropy(labels, p_m)
+        return terms, p_a
+
+    def train_step(self, data):
+        inputs, labels = data
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        global_size = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], "float32"))
+        regularised = self.acoustic_view.losses + (self.second_view.losses if self.mode == "joint" else [])
+        with tf.GradientTape() as tape:
+            terms, p_a = self._per_sample_terms(inputs, labels, training=True)
+            total = tf.add_n(list(terms.values()))
+            # Mean over the global batch: the optimizer sums the replicas' gradients.
+            loss = tf.reduce_sum(total) / global_size
+            if regularised:
+                loss += tf.add_n(regularised) / replicas
+        variables = self.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply(gradients, variables)
+        self._update_metrics(terms, total, labels, p_a)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def test_step(self, data):
+        inputs, labels = data
+        p_a = self(inputs, training=False)
+        loss = keras.losses.sparse_categorical_crossentropy(labels, p_a)
+        self.trackers["loss"].update_state(loss)
+        self.unweighted_accuracy.update_state(labels, p_a)
+        self.weighted_accuracy.update_state(labels, p_a)
+        return {metric.name: metric.result() for metric in
+                (self.trackers["loss"], self.unweighted_accuracy, self.weighted_accuracy)}
+
+    def _update_metrics(self, terms, total, labels, p_a):
+        # Per-sample values: the trackers' sums and counts add up over replicas to the global mean.
+        self.trackers["loss"].update_state(total)
+        for term, values in terms.items():
+            self.trackers[term].update_state(values)
+        self.unweighted_accuracy.update_state(labels, p_a)
+        self.weighted_accuracy.update_state(labels, p_a)

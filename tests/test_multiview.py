@@ -130,4 +130,90 @@ def test_add_negatives_gathers_every_input():
     partner = np.array([1, 0, 3, 2])  # the only eligible sample for each
     np.testing.assert_array_equal(inputs["negative_frames"].numpy(), frames[partner])
     np.testing.assert_array_equal(inputs["negative_num_frames"].numpy(), [2, 3, 3, 1])
-    np.testing.assert_array_equal(inputs["has_negative"].numpy(), [True] * 4)
+    np.testing.assert_array_equal(inputs["has_negative"].numpy(), [1.0] * 4)
+
+
+def _views(name="H-MM-4"):
+    import keras
+
+    from emokeras import models
+    from emokeras.config import ModelConfig
+
+    config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
+    keras.utils.set_random_seed(0)
+    return models.build_model("B-ACO-1", config), models.build_model(name, config)
+
+
+@pytest.mark.parametrize("mode,terms", [("joint", {"contrastive", "acoustic", "multimodal"}),
+                                        ("frozen", {"contrastive", "acoustic"}),
+                                        ("teacher", {"contrastive", "kl"})])
+def test_multiview_modes_train_the_right_views(demo_data, mode, terms):
+    import keras
+
+    from emokeras import data
+
+    acoustic, second = _views()
+    model = multiview.MultiViewModel(acoustic, second, mode=mode)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    train = multiview.add_negatives(data.make_dataset(demo_data, 3, "train", batch_size=64), "random").take(2)
+    before = [w.copy() for w in acoustic.get_weights()], [w.copy() for w in second.get_weights()]
+    logs = model.fit(train, validation_data=data.make_dataset(demo_data, 3, "validation").take(1), epochs=1,
+                     verbose=0).history
+    assert {f"{term}_loss" for term in terms} | {"loss", "unweighted_accuracy", "val_unweighted_accuracy"} <= set(logs)
+    assert not {"kl_loss", "acoustic_loss", "multimodal_loss"} - {f"{t}_loss" for t in terms} & set(logs)
+    np.testing.assert_allclose(logs["loss"][0], sum(logs[f"{term}_loss"][0] for term in terms), rtol=1e-4)
+    changed = [any(not np.allclose(b, a) for b, a in zip(old, view.get_weights()))
+               for old, view in zip(before, (acoustic, second))]
+    assert changed == [True, mode == "joint"]
+
+
+def test_multiview_rejects_views_of_different_sizes():
+    from emokeras import models
+    from emokeras.config import ModelConfig
+
+    with pytest.raises(ValueError, match="differ in size"):
+        multiview.MultiViewModel(models.build_model("B-ACO-1", ModelConfig(hidden_units=8, blstm_layers=1)),
+                                 models.build_model("B-LEX", ModelConfig(hidden_units=6, blstm_layers=1)))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        multiview.MultiViewModel(*_views(), mode="both")
+
+
+_TWO_REPLICAS = """
+import numpy as np, tensorflow as tf, keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from emokeras import data, models, multiview
+from emokeras.config import ModelConfig
+config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
+batch = multiview.add_negatives(data.make_dataset({data_dir!r}, 3, "train", batch_size=32), "random").take(1)
+batch = batch.cache()  # the same negatives for both runs
+results = []
+for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        keras.utils.set_random_seed(5)
+        acoustic, second = models.build_model("B-ACO-1", config), models.build_model("H-MM-4", config)
+        model = multiview.MultiViewModel(acoustic, second, mode="joint")
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    logs = {{k: v[0] for k, v in model.fit(batch, epochs=1, verbose=0).history.items()}}
+    results.append((strategy.num_replicas_in_sync, logs, [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
+(r1, logs1, weights1), (r2, logs2, weights2) = results
+assert (r1, r2) == (1, 2)
+print(logs1, logs2)
+for key in logs1:
+    np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-4, err_msg=key)
+# Plain SGD: the step is the gradient itself, so a wrongly scaled loss would show (Adam's step would not).
+assert len(weights1) == len(weights2)
+for (path, w1), (_, w2) in zip(weights1, weights2):
+    np.testing.assert_allclose(w2, w1, rtol=1e-4, atol=1e-6, err_msg=path)
+"""
+
+
+def test_multiview_two_replicas_train_like_one(demo_data):
+    """Hand-written losses scaled by the global batch: the same loss terms and updated weights."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS.format(data_dir=demo_data)], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]

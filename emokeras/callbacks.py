@@ -24,6 +24,26 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["epoch_seconds"] = time.monotonic() - self._started
 
 
+class BetaSchedule(keras.callbacks.Callback):
+    """Sets a `MultiViewModel`'s loss weights each epoch: `β = β0 / (1 + ρ·epoch)` (Appendix B).
+
+    With `decay` (ρ) 0 the weights stay at their initial values.
+    """
+
+    def __init__(self, beta_a: float, beta_m: float, decay: float = 0.0):
+        super().__init__()
+        self.beta_a, self.beta_m, self.decay = beta_a, beta_m, decay
+
+    def on_epoch_begin(self, epoch, logs=None):
+        scale = 1.0 / (1.0 + self.decay * epoch)
+        self.model.beta_a.assign(self.beta_a * scale)
+        self.model.beta_m.assign(self.beta_m * scale)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["beta_a"], logs["beta_m"] = float(self.model.beta_a.numpy()), float(self.model.beta_m.numpy())
+
+
 class BestEpochCheckpoint(keras.callbacks.Callback):
     """Saves the weights of the epoch with the highest `monitor` (the paper keeps the model
     that is best on the validation speaker).

@@ -32,6 +32,35 @@ class ModelConfig:
 
 
 @dataclasses.dataclass
+class MultiViewConfig:
+    """Multi-view learning (paper §3.4, Appendix B); `mode=None` trains one model alone.
+
+    Attributes:
+      mode: "joint" (both views learn: Lc + βa·La + βm·Lm), "frozen" (a trained
+        second view, not updated: Lc + βa·La) or "teacher" (a trained teacher:
+        Lc + LKL); None for no multi-view learning.
+      student: the acoustic view (B-ACO-1 or B-ACO-1+attention).
+      view: joint mode's second view, built and trained alongside.
+      teacher: frozen and teacher modes: a finished run folder of the same
+        fold (e.g. runs/H-MM-4/fold-3), whose best weights are loaded.
+      beta_a, beta_m: the cross-entropy weights (the paper's best: 1 and 0.3).
+      beta_decay: ρ of `β = β0 / (1 + ρ·epoch)`; 0 keeps β constant.
+      margin: the contrastive margin m (0.5).
+      negatives: "random" or "similar" (anger ↔ happiness, neutral ↔ sadness).
+    """
+
+    mode: str | None = None
+    student: str = "B-ACO-1"
+    view: str = "H-MM-4"
+    teacher: str | None = None
+    beta_a: float = 1.0
+    beta_m: float = 0.3
+    beta_decay: float = 0.0
+    margin: float = 0.5
+    negatives: str = "random"
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """One training run; the defaults are the paper's settings (Appendix B) on fold 3 of the demo corpus.
 
@@ -46,6 +75,8 @@ class TrainConfig:
       saved_models: the best model is exported to `<saved_models>/<model>/fold-<fold>/`.
       overwrite: retrain a run that already has results.
       model_config: sizes and regularisation (`ModelConfig`).
+      multiview: multi-view learning; with a mode, `model` is ignored and the
+        run is named `<student>.<mode>.<second view>`.
     """
 
     model: str = "H-MM-4"
@@ -60,9 +91,24 @@ class TrainConfig:
     saved_models: str = "saved_models"
     overwrite: bool = False
     model_config: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    multiview: MultiViewConfig = dataclasses.field(default_factory=MultiViewConfig)
+
+    def experiment(self) -> str:
+        """The run's name: the model, or `<student>.<mode>.<second view>` for multi-view learning."""
+        views = self.multiview
+        if views.mode is None:
+            return self.model
+        if views.mode == "joint":
+            second = views.view
+        elif views.teacher:
+            second = os.path.basename(os.path.dirname(os.path.normpath(views.teacher)))
+        else:
+            raise ValueError(f"multi-view mode {views.mode!r} needs --teacher, a finished run folder "
+                             "such as runs/H-MM-4/fold-3")
+        return f"{views.student}.{views.mode}.{second}"
 
     def run_dir(self) -> str:
-        return os.path.join(self.output, self.model, f"fold-{self.fold}")
+        return os.path.join(self.output, self.experiment(), f"fold-{self.fold}")
 
     def export_dir(self) -> str:
-        return os.path.join(self.saved_models, self.model, f"fold-{self.fold}")
+        return os.path.join(self.saved_models, self.experiment(), f"fold-{self.fold}")

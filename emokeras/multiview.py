@@ -225,6 +225,7 @@ class MultiViewModel(keras.Model):
         self.trackers.update({term: keras.metrics.Mean(name=f"{term}_loss") for term in terms})
         self.unweighted_accuracy = UnweightedAccuracy()
         self.weighted_accuracy = WeightedAccuracy()
+        self.built = True  # every variable exists already (the views are built), so weights can be loaded
 
     @property
     def metrics(self):

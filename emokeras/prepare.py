@@ -43,7 +43,7 @@ class PrepareConfig:
     workers: int = 2
     overwrite: bool = False
     demo_seed: int = 0
-    demo_utterances_per_speaker: int = 40
+    demo_utterances_per_speaker: int = 80
     encoder_dir: str = os.path.join("data", "encoders")
 
     def corpus_root(self) -> str:

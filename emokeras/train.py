@@ -26,7 +26,7 @@ import shutil
 import sys
 import warnings
 
-from emokeras.config import ModelConfig, TrainConfig
+from emokeras.config import ModelConfig, MultiViewConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,11 @@ def _datasets(data_dir: str, config: TrainConfig, input_names):
 def _evaluate(model, dataset) -> dict:
     """UA, WA and the confusion matrix (rows: truth, columns: prediction) of `model` on `dataset`."""
     from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+    from emokeras.models import select_inputs
 
     unweighted, weighted = UnweightedAccuracy(), WeightedAccuracy()
     for inputs, labels in dataset:
-        probabilities = model(inputs, training=False)
+        probabilities = model(select_inputs(model, inputs), training=False)
         unweighted.update_state(labels, probabilities)
         weighted.update_state(labels, probabilities)
     return {
@@ -69,29 +70,83 @@ def _evaluate(model, dataset) -> dict:
     }
 
 
-def build_compiled_model(config: TrainConfig, data_dir: str):
-    """The model for `config`, compiled as the paper trains it, in the current strategy scope."""
-    import keras
-
+def build_model_for(name: str, config: TrainConfig, data_dir: str, frame_statistics=None):
+    """Model `name` sized by `config.model_config`, normalising frames with the fold's training statistics."""
     from emokeras import data, models, tfrecords
-    from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 
     manifest = tfrecords.read_manifest(data_dir)
-    mean, variance = data.frame_statistics(data_dir, config.fold)
-    model = models.build_model(config.model, config.model_config, num_features=manifest["num_features"],
-                               word_dimension=manifest["encoder_dimension"], frame_mean=mean,
-                               frame_variance=variance)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[UnweightedAccuracy(), WeightedAccuracy()],
-    )
+    mean, variance = frame_statistics or data.frame_statistics(data_dir, config.fold)
+    return models.build_model(name, config.model_config, num_features=manifest["num_features"],
+                              word_dimension=manifest["encoder_dimension"], frame_mean=mean, frame_variance=variance)
+
+
+def _optimizer(config: TrainConfig):
+    import keras
+
+    return keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+
+
+def build_compiled_model(config: TrainConfig, data_dir: str):
+    """`config.model`, compiled as the paper trains it (Adam, global-norm clipping), in the current scope."""
+    import keras
+
+    from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+
+    model = build_model_for(config.model, config, data_dir)
+    model.compile(optimizer=_optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[UnweightedAccuracy(), WeightedAccuracy()])
     return model
+
+
+def load_trained(run_dir: str, data_dir: str, fold: int):
+    """The best model of a finished run (its `config.json` and `best.weights.h5`), for the same fold."""
+    from emokeras.callbacks import BestEpochCheckpoint
+
+    config_path, weights_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, BestEpochCheckpoint.WEIGHTS)
+    for path in (config_path, weights_path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{run_dir}: no {os.path.basename(path)}; train it first "
+                                    "(python -m emokeras.train --model <name> --fold <k>)")
+    with open(config_path) as f:
+        trained = json.load(f)
+    if trained["fold"] != fold:
+        raise ValueError(f"{run_dir} was trained on fold {trained['fold']}, not fold {fold}: its weights have "
+                         f"seen fold {fold}'s held-out speakers")
+    if trained.get("multiview", {}).get("mode"):
+        raise ValueError(f"{run_dir} is a multi-view run; a teacher is a single model such as H-MM-4")
+    config = TrainConfig(model=trained["model"], fold=fold, model_config=ModelConfig(**trained["model_config"]))
+    model = build_model_for(config.model, config, data_dir)
+    model.load_weights(weights_path)
+    return model
+
+
+def build_multiview_model(config: TrainConfig, data_dir: str):
+    """The compiled `MultiViewModel` of `config.multiview`, and its acoustic view (the deployable model)."""
+    from emokeras import data, models
+    from emokeras.multiview import MODES, MultiViewModel
+
+    views = config.multiview
+    if views.mode not in MODES:
+        raise ValueError(f"--multiview must be one of {', '.join(MODES)}, got {views.mode!r}")
+    models.check_name(views.student)
+    if models.reads_words(views.student):
+        raise ValueError(f"the student {views.student} reads words; the acoustic view must need frames only "
+                         "(B-ACO-1 or B-ACO-1+attention)")
+    statistics = data.frame_statistics(data_dir, config.fold)
+    student = build_model_for(views.student, config, data_dir, statistics)
+    if views.mode == "joint":
+        second = build_model_for(models.check_name(views.view), config, data_dir, statistics)
+    else:
+        second = load_trained(views.teacher, data_dir, config.fold)
+    model = MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
+                           margin=views.margin)
+    model.compile(optimizer=_optimizer(config))
+    return model, student
 
 
 def summary_line(config: TrainConfig, results: dict) -> str:
     validation, test = results["validation"], results["test"]
-    return (f"{config.model} fold {config.fold}: validation UA {validation['unweighted_accuracy']:.4f} "
+    return (f"{config.experiment()} fold {config.fold}: validation UA {validation['unweighted_accuracy']:.4f} "
             f"WA {validation['weighted_accuracy']:.4f} | test UA {test['unweighted_accuracy']:.4f} "
             f"WA {test['weighted_accuracy']:.4f} | best epoch {results['best_epoch']}/{results['epochs']} | "
             f"{results['train_seconds']:.0f} s | {config.run_dir()}")
@@ -107,12 +162,13 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     import keras
     import tensorflow as tf
 
-    from emokeras import models
-    from emokeras.callbacks import BestEpochCheckpoint, EpochSeconds
+    from emokeras import models, multiview
+    from emokeras.callbacks import BestEpochCheckpoint, BetaSchedule, EpochSeconds
     from emokeras.export import export_saved_model
     from emokeras.files import write_json
 
-    models.check_name(config.model)
+    if config.multiview.mode is None:
+        models.check_name(config.model)
     run_dir = config.run_dir()
     results_path = os.path.join(run_dir, RESULTS)
     if os.path.isfile(results_path) and not config.overwrite:
@@ -134,9 +190,19 @@ def run(config: TrainConfig, callbacks=()) -> dict:
                     devices=list(strategy.extended.worker_devices))
     write_json(os.path.join(run_dir, CONFIG), resolved)
 
+    views = config.multiview
     with strategy.scope():
-        model = build_compiled_model(config, data_dir)
-    datasets = _datasets(data_dir, config, tuple(model.input))
+        if views.mode is None:
+            model = deployable = build_compiled_model(config, data_dir)
+            input_names = tuple(model.input)
+        else:
+            model, deployable = build_multiview_model(config, data_dir)
+            input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
+    datasets = _datasets(data_dir, config, input_names)
+    extra_callbacks = []
+    if views.mode is not None:
+        datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
+        extra_callbacks.append(BetaSchedule(views.beta_a, views.beta_m, views.beta_decay))
     best = BestEpochCheckpoint(run_dir)
     if resuming:
         print(f"resuming the interrupted run from {backup_dir}")
@@ -150,23 +216,26 @@ def run(config: TrainConfig, callbacks=()) -> dict:
             best,
             keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
             keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+            *extra_callbacks,
             *callbacks,
         ],
     )
     model.load_weights(best.weights_path)
     history = _read_history(os.path.join(run_dir, "history.csv"))
     results = {
-        "model": config.model,
+        "model": config.experiment(),
         "fold": config.fold,
-        "validation": _evaluate(model, datasets["validation"]),
-        "test": _evaluate(model, datasets["test"]),
+        "validation": _evaluate(deployable, datasets["validation"]),
+        "test": _evaluate(deployable, datasets["test"]),
         "best_epoch": best.best_epoch,
         "epochs": len(history),
         "train_seconds": round(sum(float(row["epoch_seconds"]) for row in history), 1),
         "history": history,
     }
-    export_saved_model(model, config.export_dir(), {
-        "model": config.model, "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch})
+    # Multi-view learning exports the acoustic view alone: it needs no transcript.
+    export_saved_model(deployable, config.export_dir(), {
+        "model": views.student if views.mode else config.model, "experiment": config.experiment(),
+        "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch})
     results["saved_model"] = config.export_dir()
     write_json(results_path, results)
     print(summary_line(config, results))
@@ -190,7 +259,11 @@ def main(argv):
         model=FLAGS.model, fold=FLAGS.fold, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         learning_rate=FLAGS.learning_rate, clipnorm=FLAGS.clipnorm, seed=FLAGS.seed, data=FLAGS.data,
         output=FLAGS.output, saved_models=FLAGS.saved_models, overwrite=FLAGS.overwrite,
-        model_config=ModelConfig(hidden_units=FLAGS.hidden_units, dropout=FLAGS.dropout, l2=FLAGS.l2))
+        model_config=ModelConfig(hidden_units=FLAGS.hidden_units, dropout=FLAGS.dropout, l2=FLAGS.l2),
+        multiview=MultiViewConfig(
+            mode=None if FLAGS.multiview == "none" else FLAGS.multiview, student=FLAGS.student, view=FLAGS.view,
+            teacher=FLAGS.teacher, beta_a=FLAGS.beta_a, beta_m=FLAGS.beta_m, beta_decay=FLAGS.beta_decay,
+            margin=FLAGS.margin, negatives=FLAGS.negatives))
     from emokeras.tfrecords import ManifestMismatch
 
     try:
@@ -224,6 +297,22 @@ def define_flags():
     flags.DEFINE_string("saved_models", defaults.saved_models,
                         "The best model is exported to <saved_models>/<model>/fold-<k>/.")
     flags.DEFINE_boolean("overwrite", False, "Train again even if the run has results.")
+
+    views = MultiViewConfig()
+    flags.DEFINE_enum("multiview", "none", ["none", "joint", "frozen", "teacher"],
+                      "Multi-view learning (paper §3.4): joint (both views learn: Lc + βa·La + βm·Lm), frozen "
+                      "(--teacher's model fixed: Lc + βa·La), teacher (--teacher as teacher: Lc + LKL). "
+                      "Runs are named <student>.<mode>.<second view>; only the student is exported.")
+    flags.DEFINE_enum("student", views.student, ["B-ACO-1", "B-ACO-1+attention"], "The acoustic view.")
+    flags.DEFINE_enum("view", views.view, list(MODEL_NAMES), "joint: the second view, trained alongside.")
+    flags.DEFINE_string("teacher", None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3.")
+    flags.DEFINE_float("beta_a", views.beta_a, "Weight of the acoustic view's cross-entropy (Eq. 3).")
+    flags.DEFINE_float("beta_m", views.beta_m, "joint: weight of the second view's cross-entropy (Eq. 4).")
+    flags.DEFINE_float("beta_decay", views.beta_decay, "ρ of β = β0 / (1 + ρ·epoch); 0 keeps β constant.")
+    flags.DEFINE_float("margin", views.margin, "Contrastive margin m (Eq. 2).")
+    flags.DEFINE_enum("negatives", views.negatives, ["random", "similar"],
+                      "Negative samples: any other class, or the acoustically similar one "
+                      "(anger <-> happiness, neutral <-> sadness).")
     return flags.FLAGS
 
 

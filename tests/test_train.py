@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from emokeras import data, export, models
-from emokeras.config import ModelConfig, TrainConfig
-from emokeras.train import build_compiled_model, run
+from emokeras.config import ModelConfig, MultiViewConfig, TrainConfig
+from emokeras.train import build_compiled_model, build_multiview_model, run
 
 SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.1)
 
@@ -190,3 +190,34 @@ def test_two_replicas_train_like_one(demo_data, name):
     script = _TWO_REPLICAS.format(data_dir=demo_data, name=name)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_teacher_run_exports_an_acoustic_only_student(trained, tmp_path):
+    teacher_config, _ = trained
+    config = small_config(tmp_path, teacher_config.data, epochs=1,
+                          multiview=MultiViewConfig(mode="teacher", teacher=teacher_config.run_dir()))
+    results = run(config)
+    assert config.run_dir().endswith(os.path.join("B-ACO-1.teacher.H-MM-4", "fold-3"))
+    history = read_history(config)
+    assert {"contrastive_loss", "kl_loss", "val_unweighted_accuracy"} <= set(history[0])
+    assert "acoustic_loss" not in history[0]  # the teacher row is Lc + LKL
+    serve = export.load_serving(config.export_dir())
+    assert set(serve.structured_input_signature[1]) == {"frames", "num_frames"}  # no transcript needed
+    # The export is the trained student: rebuild the multi-view model, load the best weights, compare.
+    model, student = build_multiview_model(config, config.data)
+    model.load_weights(os.path.join(config.run_dir(), "best.weights.h5"))
+    inputs, _ = next(iter(data.make_dataset(config.data, 3, "test", batch_size=16)))
+    inputs = models.select_inputs(student, inputs)
+    np.testing.assert_allclose(serve(**inputs)["probabilities"].numpy(), student.predict(inputs, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert results["model"] == "B-ACO-1.teacher.H-MM-4"
+
+
+def test_a_teacher_from_another_fold_is_refused(trained, tmp_path):
+    teacher_config, _ = trained
+    config = small_config(tmp_path, teacher_config.data, fold=2,
+                          multiview=MultiViewConfig(mode="teacher", teacher=teacher_config.run_dir()))
+    with pytest.raises(ValueError, match="trained on fold 3, not fold 2"):
+        run(config)
+    with pytest.raises(ValueError, match="needs --teacher"):
+        small_config(tmp_path, teacher_config.data, multiview=MultiViewConfig(mode="frozen")).run_dir()

@@ -222,7 +222,7 @@ def _transcript_text(words, uninformative):
     return text[0].upper() + text[1:] + "."
 
 
-def write_demo_corpus(root: str, seed: int = 0, utterances_per_speaker: int = 40,
+def write_demo_corpus(root: str, seed: int = 0, utterances_per_speaker: int = 80,
                       utterances_per_dialog: int = 10) -> str:
     """Writes the demo corpus under `root/IEMOCAP_full_release` and returns that folder.
 

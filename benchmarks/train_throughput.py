@@ -5,7 +5,7 @@ pipeline trains >= 1.5x the useful (unpadded) frames/s of the baseline a user
 would write (Sequential BLSTMs, every utterance padded to 700 frames, `fit` on
 numpy arrays), and reaches >= 50 % of the machine's float32 matmul peak.
 
-    python benchmarks/train_throughput.py [--data_dir tfrecords/demo/char-ngram-256] [--epochs 2]
+    python benchmarks/train_throughput.py [--data_dir DIR] [--epochs 2] [--hidden_units 256] [--models B-ACO-1,H-MM-4]
 
 Useful frames are the utterances' real frames (at most 700 each), counted once
 per epoch. Achieved FLOP/s counts the BLSTM matrix products only (they are
@@ -71,6 +71,9 @@ def main():
     parser.add_argument("--data_dir", default=None, help="a prepared folder (default: prepare the demo corpus)")
     parser.add_argument("--fold", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest counts)")
+    parser.add_argument("--hidden_units", type=int, default=ModelConfig().hidden_units,
+                        help="BLSTM output size, both directions (the paper's reading: 256)")
+    parser.add_argument("--models", default="B-ACO-1,H-MM-4", help="emokeras models to time")
     args = parser.parse_args()
     data_dir = args.data_dir or prepare(PrepareConfig())
 
@@ -84,7 +87,7 @@ def main():
     useful_frames = sum(len(f) for f in frames)
     print(f"fold {args.fold} training split: {len(frames)} utterances, {useful_frames} frames "
           f"(mean {useful_frames / len(frames):.0f}, padded to 700: {700 * len(frames)})")
-    config = ModelConfig()
+    config = ModelConfig(hidden_units=args.hidden_units)
     per_frame = blstm_training_flops_per_frame(frames[0].shape[1], config.hidden_units, config.blstm_layers)
 
     def report(label, seconds):
@@ -104,15 +107,15 @@ def main():
                                                 keras.layers.Dense(4, activation="softmax")])
     baseline.compile(optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=5.0),
                      loss="sparse_categorical_crossentropy")
-    print("plain Keras baseline (Sequential 2xBLSTM, padded to 700, fit on numpy, batch 64):")
+    print(f"plain Keras baseline (Sequential 2xBLSTM({config.hidden_units}), padded to 700, fit on numpy, batch 64):")
     seconds = timed_epochs(baseline, padded, args.epochs, y=np.array(labels), batch_size=64)
     baseline_rate = report("baseline", seconds)
     print(f"  (padded frames/s: {700 * len(frames) / seconds:,.0f}; "
           f"{100 * 700 * len(frames) * per_frame / seconds / peak:.0f} % of peak counting padding)")
 
-    print("emokeras (bucketed tf.data pipeline, masks, paper sizes):")
-    for name in ("B-ACO-1", "H-MM-4"):
-        train_config = TrainConfig(model=name, fold=args.fold)
+    print(f"emokeras (bucketed tf.data pipeline, masks, hidden_units {config.hidden_units}):")
+    for name in args.models.split(","):
+        train_config = TrainConfig(model=name, fold=args.fold, model_config=config)
         keras.utils.set_random_seed(0)
         model = build_compiled_model(train_config, data_dir)
         dataset = data.make_dataset(data_dir, args.fold, "train").map(

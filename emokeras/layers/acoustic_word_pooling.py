@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from emokeras.layers.spans import clipped_spans
+
 
 @keras.saving.register_keras_serializable(package="emokeras")
 class AcousticWordPooling(keras.layers.Layer):
@@ -43,11 +45,9 @@ class AcousticWordPooling(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         frames, spans = inputs
-        spans = tf.cast(spans, tf.int32)
         batch, num_frames = tf.shape(frames)[0], tf.shape(frames)[1]
         num_words, features = tf.shape(spans)[1], tf.shape(frames)[2]
-        ends = tf.clip_by_value(spans[..., 1], 0, num_frames)
-        starts = tf.clip_by_value(spans[..., 0], 0, ends)
+        starts, ends = clipped_spans(spans, num_frames)
         offsets = tf.range(batch)[:, None] * num_frames  # row b's frames start at b * frames
         frame_indices = tf.ragged.range(tf.reshape(starts + offsets, [-1]), tf.reshape(ends + offsets, [-1]))
         gathered = tf.gather(tf.reshape(frames, [-1, features]), frame_indices.flat_values)

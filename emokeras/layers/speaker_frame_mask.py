@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from emokeras.layers.spans import clipped_spans
+
 
 @keras.saving.register_keras_serializable(package="emokeras")
 class SpeakerFrameMask(keras.layers.Layer):
@@ -40,10 +42,8 @@ class SpeakerFrameMask(keras.layers.Layer):
 
     def call(self, inputs, mask=None):
         frames, spans = inputs
-        spans = tf.cast(spans, tf.int32)
         batch, num_frames = tf.shape(frames)[0], tf.shape(frames)[1]
-        ends = tf.clip_by_value(spans[..., 1], 0, num_frames)
-        starts = tf.clip_by_value(spans[..., 0], 0, ends)
+        starts, ends = clipped_spans(spans, num_frames)
         rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(starts))
         # Edges live in [batch, frames + 1] so a span ending at the last frame has somewhere to put its -1.
         indices = tf.concat([tf.stack([rows, starts], -1), tf.stack([rows, ends], -1)], axis=1)

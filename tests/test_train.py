@@ -53,9 +53,12 @@ def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys
     assert resolved["model"] == "H-MM-4" and resolved["model_config"]["hidden_units"] == 8
     assert resolved["replicas"] >= 1 and resolved["data"] == config.data
     assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2]
-    events = [name for _, _, names in os.walk(os.path.join(run_dir, "tensorboard")) for name in names
-              if name.startswith("events.out.tfevents")]
-    assert len(events) >= 2  # train and validation writers
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for writer in ("train", "validation"):
+        events = EventAccumulator(os.path.join(run_dir, "tensorboard", writer)).Reload()
+        tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+        assert {"epoch_loss", "epoch_unweighted_accuracy", "epoch_weighted_accuracy"} <= tags, (writer, tags)
     assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once training finished
     with open(os.path.join(run_dir, "results.json")) as f:
         assert json.load(f) == results

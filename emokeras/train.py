@@ -14,6 +14,10 @@ and the best model is exported to `saved_models/<model>/fold-<k>/`. An
 interrupted run resumes at its last finished epoch when started again
 (`keras.callbacks.BackupAndRestore` under `runs/.../backup/`); a finished
 run is reported, not retrained, unless `--overwrite`.
+
+With `--multiview joint|frozen|teacher` an acoustic student is trained beside a
+second view (`emokeras.multiview.MultiViewModel`); the run is named
+`<student>.<mode>.<second view>` and only the student is exported.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from keras import ops
 
 from emokeras.labels import CLASS_NAMES, NUM_CLASSES
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+from emokeras.models import select_inputs
 
 NEGATIVE_RULES = ("random", "similar")
 # Acoustically similar classes (§3.4): high arousal (anger, happiness) and low arousal (neutral, sadness).
@@ -232,19 +233,15 @@ class MultiViewModel(keras.Model):
         return [*self.trackers.values(), self.unweighted_accuracy, self.weighted_accuracy]
 
     def call(self, inputs, training=False):
-        return self.acoustic_view(self._select(self.acoustic_view, inputs), training=training)
-
-    @staticmethod
-    def _select(view, inputs):
-        return {name: inputs[name] for name in view.input}
+        return self.acoustic_view(select_inputs(self.acoustic_view, inputs), training=training)
 
     def _per_sample_terms(self, inputs, labels, training):
         positive, negative, has_negative = _split_inputs(inputs)
         second_training = training and self.mode == "joint"
-        h_a, p_a = self.acoustic_heads(self._select(self.acoustic_view, positive), training=training)
-        h_a_negative, _ = self.acoustic_heads(self._select(self.acoustic_view, negative), training=training)
-        h_m, p_m = self.second_heads(self._select(self.second_view, positive), training=second_training)
-        h_m_negative, _ = self.second_heads(self._select(self.second_view, negative), training=second_training)
+        h_a, p_a = self.acoustic_heads(select_inputs(self.acoustic_view, positive), training=training)
+        h_a_negative, _ = self.acoustic_heads(select_inputs(self.acoustic_view, negative), training=training)
+        h_m, p_m = self.second_heads(select_inputs(self.second_view, positive), training=second_training)
+        h_m_negative, _ = self.second_heads(select_inputs(self.second_view, negative), training=second_training)
         if self.mode != "joint":
             h_m, p_m, h_m_negative = (tf.stop_gradient(t) for t in (h_m, p_m, h_m_negative))
         terms = {"contrastive": contrastive_per_sample(h_a, h_a_negative, h_m, h_m_negative, self.margin)

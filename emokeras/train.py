@@ -102,8 +102,11 @@ def build_compiled_model(config: TrainConfig, data_dir: str):
     return model
 
 
-def load_trained(run_dir: str, data_dir: str, fold: int):
-    """The best model of a finished run (its `config.json` and `best.weights.h5`), for the same fold."""
+def load_trained(run_dir: str, data_dir: str, fold: int, frame_statistics=None):
+    """The best model of a finished run (its `config.json` and `best.weights.h5`), for the same fold.
+
+    `frame_statistics`: the fold's `(mean, variance)` if the caller has them; computed otherwise.
+    """
     from emokeras.callbacks import BestEpochCheckpoint
 
     config_path, weights_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, BestEpochCheckpoint.WEIGHTS)
@@ -119,7 +122,7 @@ def load_trained(run_dir: str, data_dir: str, fold: int):
     if trained.get("multiview", {}).get("mode"):
         raise ValueError(f"{run_dir} is a multi-view run; a teacher is a single model such as H-MM-4")
     config = TrainConfig(model=trained["model"], fold=fold, model_config=ModelConfig(**trained["model_config"]))
-    model = build_model_for(config.model, config, data_dir)
+    model = build_model_for(config.model, config, data_dir, frame_statistics)
     model.load_weights(weights_path)
     return model
 
@@ -141,7 +144,7 @@ def build_multiview_model(config: TrainConfig, data_dir: str):
     if views.mode == "joint":
         second = build_model_for(models.check_name(views.view), config, data_dir, statistics)
     else:
-        second = load_trained(views.teacher, data_dir, config.fold)
+        second = load_trained(views.teacher, data_dir, config.fold, statistics)
     model = MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
                            margin=views.margin)
     model.compile(optimizer=_optimizer(config))

@@ -257,38 +257,47 @@ def _read_history(path: str) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
+def config_from_flags(flags_values, fold: int) -> TrainConfig:
+    """The `TrainConfig` that `define_flags`' flags describe, for `fold`."""
+    values = flags_values
+    return TrainConfig(
+        model=values.model, fold=fold, epochs=values.epochs, batch_size=values.batch_size,
+        learning_rate=values.learning_rate, clipnorm=values.clipnorm, seed=values.seed, data=values.data,
+        output=values.output, saved_models=values.saved_models, overwrite=values.overwrite,
+        model_config=ModelConfig(hidden_units=values.hidden_units, dropout=values.dropout, l2=values.l2),
+        multiview=MultiViewConfig(
+            mode=None if values.multiview == "none" else values.multiview, student=values.student,
+            view=values.view, teacher=values.teacher, beta_a=values.beta_a, beta_m=values.beta_m,
+            beta_decay=values.beta_decay, margin=values.margin, negatives=values.negatives))
+
+
+# What a command line reports as a user error (exit 1, one line) rather than a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError)
+
+
 def main(argv):
     from absl import app
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    config = TrainConfig(
-        model=FLAGS.model, fold=FLAGS.fold, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, clipnorm=FLAGS.clipnorm, seed=FLAGS.seed, data=FLAGS.data,
-        output=FLAGS.output, saved_models=FLAGS.saved_models, overwrite=FLAGS.overwrite,
-        model_config=ModelConfig(hidden_units=FLAGS.hidden_units, dropout=FLAGS.dropout, l2=FLAGS.l2),
-        multiview=MultiViewConfig(
-            mode=None if FLAGS.multiview == "none" else FLAGS.multiview, student=FLAGS.student, view=FLAGS.view,
-            teacher=FLAGS.teacher, beta_a=FLAGS.beta_a, beta_m=FLAGS.beta_m, beta_decay=FLAGS.beta_decay,
-            margin=FLAGS.margin, negatives=FLAGS.negatives))
-    from emokeras.tfrecords import ManifestMismatch
-
     try:
-        run(config)
-    except (ManifestMismatch, ValueError, FileNotFoundError) as error:
+        run(config_from_flags(FLAGS, FLAGS.fold))
+    except USER_ERRORS as error:
         logger.error("%s", error)
         sys.exit(1)
 
 
-def define_flags():
+def define_flags(fold: bool = True):
+    """Defines train's flags; `fold=False` leaves out `--fold` (for commands that run several folds)."""
     from absl import flags
 
     from emokeras.models import MODEL_NAMES
 
     defaults, model_defaults = TrainConfig(), ModelConfig()
     flags.DEFINE_enum("model", defaults.model, list(MODEL_NAMES), "The model, by its name in the paper's Table 2.")
-    flags.DEFINE_integer("fold", defaults.fold, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.",
-                         lower_bound=0, upper_bound=9)
+    if fold:
+        flags.DEFINE_integer("fold", defaults.fold, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.",
+                             lower_bound=0, upper_bound=9)
     flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.", lower_bound=1)
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Utterances per (global) batch.", lower_bound=1)
     flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam's learning rate.")

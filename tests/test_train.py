@@ -12,18 +12,9 @@ import numpy as np
 import pytest
 
 from emokeras import data, export, models
-from emokeras.config import ModelConfig, MultiViewConfig, TrainConfig
+from emokeras.config import MultiViewConfig
+from run_testing import small_config
 from emokeras.train import build_compiled_model, build_multiview_model, run
-
-SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.1)
-
-
-def small_config(tmp_path, demo_data, **overrides):
-    settings = dict(model="B-ACO-1", fold=3, epochs=2, batch_size=32, learning_rate=3e-3, data=demo_data,
-                    output=str(tmp_path / "runs"), saved_models=str(tmp_path / "saved_models"), model_config=SMALL)
-    settings.update(overrides)
-    return TrainConfig(**settings)
-
 
 def read_history(config):
     with open(os.path.join(config.run_dir(), "history.csv")) as f:

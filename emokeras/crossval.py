@@ -1,0 +1,153 @@
+"""`python -m emokeras.crossval --model H-MM-4`: the ten speaker-exclusive folds and a Table 2/3 report.
+
+Takes every flag of `emokeras.train` but `--fold`, plus `--folds` (default
+all ten: `--folds 0,3,7`). Each fold is an ordinary `train` run in
+`runs/<experiment>/fold-<k>/`, so a fold that has `results.json` is reported
+rather than trained again, and a fold that was interrupted resumes at its
+last finished epoch: a stopped sweep resumes where it stopped when started
+again. When the folds are done it writes
+
+  runs/<experiment>/summary.csv   one row per fold, then `mean` and `std`
+  runs/<experiment>/summary.md    the paper's Table 2/3 layout: UA and WA as mean ± std
+
+(`std` is the sample standard deviation over folds, 0 for one fold).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import os
+import sys
+
+import numpy as np
+
+from emokeras.config import TrainConfig
+
+logger = logging.getLogger(__name__)
+
+NUM_FOLDS = 10
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MARKDOWN = "summary.md"
+# results.json's scores, as the summary's columns.
+SCORES = (("validation", "unweighted_accuracy"), ("validation", "weighted_accuracy"),
+          ("test", "unweighted_accuracy"), ("test", "weighted_accuracy"))
+COLUMNS = ("validation_ua", "validation_wa", "test_ua", "test_wa")
+
+
+def parse_folds(text: str) -> tuple[int, ...]:
+    """`"0,3,7"` → `(0, 3, 7)`; `"all"` → 0..9.
+
+    Raises:
+      ValueError: a fold outside 0..9, a repeated fold, or not a number.
+    """
+    if text.strip() == "all":
+        return tuple(range(NUM_FOLDS))
+    try:
+        folds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--folds must be comma-separated fold numbers such as 0,3,7 or 'all', got {text!r}") from None
+    bad = [fold for fold in folds if not 0 <= fold < NUM_FOLDS]
+    if bad:
+        raise ValueError(f"--folds: {bad} outside 0..{NUM_FOLDS - 1}")
+    if len(set(folds)) != len(folds):
+        raise ValueError(f"--folds repeats a fold: {text!r}")
+    return folds
+
+
+def modality(config: TrainConfig) -> str:
+    """What the deployed model reads, as the paper's tables say it."""
+    from emokeras import models
+
+    if config.multiview.mode is not None:
+        return "Acoustics"
+    if not models.reads_words(config.model):
+        return "Acoustics"
+    return "Lexical" if "frames" not in models.MODEL_INPUTS[config.model] else "Multimodal"
+
+
+def summary_rows(fold_results: list[dict]) -> list[dict]:
+    """One row per fold (`fold`, the four scores, `best_epoch`, `train_seconds`), then `mean` and `std`."""
+    rows = [{"fold": results["fold"],
+             **{column: results[split][score] for column, (split, score) in zip(COLUMNS, SCORES)},
+             "best_epoch": results["best_epoch"], "train_seconds": results["train_seconds"]}
+            for results in fold_results]
+    table = np.array([[row[column] for column in COLUMNS] for row in rows], dtype=np.float64)
+    std = table.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(len(COLUMNS))
+    rows.append({"fold": "mean", **dict(zip(COLUMNS, table.mean(axis=0).tolist())), "best_epoch": "",
+                 "train_seconds": round(sum(row["train_seconds"] for row in rows), 1)})
+    rows.append({"fold": "std", **dict(zip(COLUMNS, std.tolist())), "best_epoch": "", "train_seconds": ""})
+    return rows
+
+
+def markdown_table(experiment: str, modality_name: str, rows: list[dict]) -> str:
+    """The paper's Table 2/3 layout, one line for `experiment`: each score as mean ± std over the folds."""
+    mean, std = rows[-2], rows[-1]
+    folds = ",".join(str(row["fold"]) for row in rows[:-2])
+    cells = [f"{mean[column]:.4f} ± {std[column]:.4f}" for column in COLUMNS]
+    return ("| Experiment | Modality | Dev UA | Dev WA | Test UA | Test WA | Folds |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n"
+            f"| {experiment} | {modality_name} | {' | '.join(cells)} | {folds} |\n")
+
+
+def write_summary(config: TrainConfig, fold_results: list[dict]) -> str:
+    """Writes `summary.csv` and `summary.md` beside the folds' runs; returns the Markdown table."""
+    from emokeras.files import write_text
+
+    experiment_dir = os.path.dirname(config.run_dir())
+    rows = summary_rows(fold_results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["fold", *COLUMNS, "best_epoch", "train_seconds"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(os.path.join(experiment_dir, SUMMARY_CSV), buffer.getvalue())
+    table = markdown_table(config.experiment(), modality(config), rows)
+    write_text(os.path.join(experiment_dir, SUMMARY_MARKDOWN), table)
+    return table
+
+
+def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS))) -> str:
+    """Trains (or reports) `config` on each of `folds`, then writes and returns the summary table."""
+    import keras
+
+    from emokeras import train
+
+    fold_results = []
+    for fold in folds:
+        fold_results.append(train.run(dataclasses.replace(config, fold=fold)))
+        keras.backend.clear_session()  # each fold builds new models: free the last fold's graphs
+    table = write_summary(config, fold_results)
+    print(f"{len(folds)} folds → {os.path.dirname(config.run_dir())}/{SUMMARY_CSV}, {SUMMARY_MARKDOWN}")
+    print(table, end="")
+    return table
+
+
+def main(argv):
+    from absl import app
+
+    from emokeras import train
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        folds = parse_folds(FLAGS.folds)
+        cross_validate(train.config_from_flags(FLAGS, folds[0]), folds)
+    except train.USER_ERRORS as error:
+        logger.error("%s", error)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+    from absl import logging as absl_logging
+
+    from emokeras import train
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    FLAGS = train.define_flags(fold=False)
+    flags.DEFINE_string("folds", "all", "Comma-separated folds to run, e.g. 0,3,7; 'all' is 0..9.")
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    app.run(main)

@@ -1,0 +1,96 @@
+"""emokeras.crossval: finished folds are reported not retrained, the summary averages the folds' results,
+and the command line writes the report."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emokeras import crossval, train
+from emokeras.config import TrainConfig
+from run_testing import small_config
+
+def test_parse_folds():
+    assert crossval.parse_folds("0,3,7") == (0, 3, 7)
+    assert crossval.parse_folds("all") == tuple(range(10))
+    with pytest.raises(ValueError, match=r"\[10\] outside 0..9"):
+        crossval.parse_folds("3,10")
+    with pytest.raises(ValueError, match="repeats a fold"):
+        crossval.parse_folds("3,3")
+    with pytest.raises(ValueError, match="comma-separated"):
+        crossval.parse_folds("three")
+
+
+def test_summary_rows_mean_and_sample_std():
+    def results(fold, values):
+        names = iter(values)
+        return {"fold": fold, "best_epoch": 1, "train_seconds": 10.0,
+                **{split: {"unweighted_accuracy": next(names), "weighted_accuracy": next(names)}
+                   for split in ("validation", "test")}}
+
+    rows = crossval.summary_rows([results(0, [0.5, 0.6, 0.7, 0.8]), results(1, [0.7, 0.6, 0.5, 0.4]),
+                                  results(2, [0.6, 0.9, 0.6, 0.6])])
+    mean, std = rows[-2], rows[-1]
+    assert (mean["fold"], std["fold"]) == ("mean", "std")
+    np.testing.assert_allclose([mean[c] for c in crossval.COLUMNS], [0.6, 0.7, 0.6, 0.6])
+    # Sample standard deviations by hand: (0.5, 0.7, 0.6) → 0.1; (0.6, 0.6, 0.9) → sqrt(0.03).
+    np.testing.assert_allclose([std[c] for c in crossval.COLUMNS], [0.1, np.sqrt(0.03), 0.1, 0.2])
+    assert mean["train_seconds"] == 30.0
+    table = crossval.markdown_table("B-ACO-1", "Acoustics", rows)
+    assert "| B-ACO-1 | Acoustics | 0.6000 ± 0.1000 | 0.7000 ± 0.1732 | 0.6000 ± 0.1000 | 0.6000 ± 0.2000 | 0,1,2 |" \
+        in table
+
+
+def test_modality_names():
+    assert crossval.modality(TrainConfig(model="B-LEX")) == "Lexical"
+    assert crossval.modality(TrainConfig(model="H-MM-4")) == "Multimodal"
+    assert crossval.modality(TrainConfig(model="H-ACO-1")) == "Acoustics"
+
+
+def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(tmp_path, demo_data, capsys):
+    config = small_config(tmp_path, demo_data, epochs=1)
+    # A sweep stopped after its first fold: fold 3 is finished.
+    first = train.run(config)
+    first_path = os.path.join(config.run_dir(), "results.json")
+    finished_at = os.path.getmtime(first_path)
+    capsys.readouterr()
+
+    table = crossval.cross_validate(config, folds=(3, 2))
+    out = capsys.readouterr().out
+    assert "already trained" in out and out.count("already trained") == 1
+    assert os.path.getmtime(first_path) == finished_at
+    with open(os.path.join(tmp_path, "runs", "B-ACO-1", "fold-2", "results.json")) as f:
+        second = json.load(f)
+    assert second["fold"] == 2
+
+    experiment_dir = os.path.join(tmp_path, "runs", "B-ACO-1")
+    with open(os.path.join(experiment_dir, "summary.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["fold"] for row in rows] == ["3", "2", "mean", "std"]
+    for column, (split, score) in zip(crossval.COLUMNS, crossval.SCORES):
+        a, b = first[split][score], second[split][score]
+        assert float(rows[0][column]) == pytest.approx(a)
+        assert float(rows[2][column]) == pytest.approx((a + b) / 2)
+        assert float(rows[3][column]) == pytest.approx(abs(a - b) / np.sqrt(2))
+    with open(os.path.join(experiment_dir, "summary.md")) as f:
+        assert f.read() == table
+    ua = (first["test"]["unweighted_accuracy"] + second["test"]["unweighted_accuracy"]) / 2
+    assert f"{ua:.4f} ± " in table and "| 3,2 |" in table
+
+
+def test_command_line_reports_finished_folds(tmp_path, demo_data):
+    config = small_config(tmp_path, demo_data, epochs=1)
+    train.run(config)
+    command = [sys.executable, "-m", "emokeras.crossval", "--model", "B-ACO-1", "--folds", "3",
+               "--data", demo_data, "--output", config.output, "--saved_models", config.saved_models,
+               "--hidden_units", "8", "--epochs", "1", "--batch_size", "32"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already trained" in result.stdout and "| B-ACO-1 | Acoustics |" in result.stdout
+    assert os.path.isfile(os.path.join(config.output, "B-ACO-1", "summary.csv"))
+    bad = subprocess.run(command[:5] + ["--folds", "12"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "[12] outside 0..9" in bad.stderr

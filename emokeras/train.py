@@ -242,11 +242,24 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     # Multi-view learning exports the acoustic view alone: it needs no transcript.
     export_saved_model(deployable, config.export_dir(), {
         "model": views.student if views.mode else config.model, "experiment": config.experiment(),
-        "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch})
+        "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch, **_preparation_facts(data_dir)})
     results["saved_model"] = config.export_dir()
     write_json(results_path, results)
     print(summary_line(config, results))
     return results
+
+
+def _preparation_facts(data_dir: str) -> dict:
+    """What `emokeras.predict` needs to prepare a wav as the training data was: features and text encoder."""
+    from emokeras import tfrecords
+
+    manifest = tfrecords.read_manifest(data_dir)
+    handle = manifest["encoder_handle"]
+    # A local encoder's path is relative to where preparation ran, as training's is: make it absolute.
+    if os.path.exists(handle):
+        handle = os.path.abspath(handle)
+    return {"feature_set": manifest["feature_set"], "encoder_handle": handle,
+            "encoder_dimension": manifest["encoder_dimension"]}
 
 
 def _read_history(path: str) -> list[dict]:

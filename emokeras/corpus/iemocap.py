@@ -96,6 +96,11 @@ def is_non_speech(token: str) -> bool:
     return token.startswith("<") or (token.startswith("++") and token.endswith("++"))
 
 
+def normalise_word(token: str) -> str:
+    """A transcript token as the encoder sees it: lower case, without a pronunciation variant (`WORD(2)`)."""
+    return _VARIANT.sub("", token).lower()
+
+
 def read_wdseg(path: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
     """Reads a Sphinx `.wdseg` word segmentation into words and end-exclusive spans.
 
@@ -119,7 +124,7 @@ def read_wdseg(path: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]
             token = fields[3]
             if is_non_speech(token):
                 continue
-            words.append(_VARIANT.sub("", token).lower())
+            words.append(normalise_word(token))
             spans.append((start, end + 1))  # Sphinx end frames are inclusive
     return tuple(words), tuple(spans)
 

@@ -1,4 +1,5 @@
-"""Training callbacks: the best epoch by validation UA, kept across interruptions, and epoch times."""
+"""Training callbacks: the best epoch by validation UA, kept across interruptions, epoch times, the β
+schedule, TensorBoard figures, and the hyper-parameters for TensorBoard's HParams dashboard."""
 
 from __future__ import annotations
 
@@ -93,3 +94,87 @@ class BestEpochCheckpoint(keras.callbacks.Callback):
         write_json(os.path.join(self.directory, self.STATE),
                    {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch})
 
+
+
+class ValidationFigures(keras.callbacks.Callback):
+    """Writes figures of the validation speaker to TensorBoard after each epoch.
+
+    - `confusion_matrix`: the validation confusion matrix (the paper's Figures 9 and 10);
+    - `attention`, for models that read words and have context attention or a
+      GMU: the paper's Figure 3 for the first `examples` utterances (words
+      shaded by attention weight, bars for the GMU's acoustic vs lexical share).
+
+    Args:
+      inspected: the model to draw (the deployable one: for multi-view
+        learning, the acoustic student), not the model being fitted.
+      dataset: the batched validation `(inputs, labels)`.
+      examples: parsed single utterances (`emokeras.data.parse_example`
+        dicts, with their words) for Figure 3.
+      log_dir: TensorBoard folder of the validation writer.
+    """
+
+    def __init__(self, inspected, dataset, examples, log_dir: str):
+        super().__init__()
+        self.inspected, self.dataset, self.examples, self.log_dir = inspected, dataset, list(examples), log_dir
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        from emokeras.models import inspection_model
+
+        inspection = inspection_model(self.inspected)
+        self._input_names = tuple(inspection.input)
+        self._infer = tf.function(lambda inputs: inspection(inputs, training=False), reduce_retracing=True)
+        self._draws_words = "word_vectors" in self._input_names and len(inspection.output) > 1
+        self._writer = tf.summary.create_file_writer(self.log_dir)
+
+    def _select(self, inputs):
+        return {name: inputs[name] for name in self._input_names}
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+        import tensorflow as tf
+
+        from emokeras import figures
+        from emokeras.labels import CLASS_NAMES, NUM_CLASSES
+
+        matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        for inputs, labels in self.dataset:
+            predicted = np.argmax(self._infer(self._select(inputs))["probabilities"].numpy(), axis=-1)
+            np.add.at(matrix, (labels.numpy(), predicted), 1)
+        support = matrix.sum(axis=1)
+        ua = float(np.mean(np.diag(matrix)[support > 0] / support[support > 0]))
+        images = {"confusion_matrix": figures.confusion_matrix_png(
+            matrix, CLASS_NAMES, f"validation, epoch {epoch + 1}: UA {ua:.4f}")}
+        if self._draws_words and self.examples:
+            images["attention"] = figures.attention_png([self._figure_row(example) for example in self.examples])
+        with self._writer.as_default():
+            for name, png in images.items():
+                tf.summary.image(name, tf.image.decode_png(png, channels=3)[tf.newaxis], step=epoch)
+        self._writer.flush()
+
+    def _figure_row(self, example) -> dict:
+        import numpy as np
+        import tensorflow as tf
+
+        from emokeras.labels import CLASS_NAMES
+
+        inputs = {name: tf.expand_dims(example[name], 0) for name in self._input_names}
+        outputs = {name: value.numpy()[0] for name, value in self._infer(inputs).items()}
+        predicted = CLASS_NAMES[int(np.argmax(outputs["probabilities"]))]
+        gate = outputs.get("modality_gate")
+        return {"words": [word.decode() for word in example["words"].numpy()],
+                "attention": outputs.get("attention_weights"),
+                "acoustic_share": None if gate is None else gate.mean(axis=-1),
+                "title": f"{example['utterance_id'].numpy().decode()}: true {CLASS_NAMES[int(example['label'])]}, "
+                         f"predicted {predicted}"}
+
+
+def write_hyperparameters(log_dir: str, values: dict, trial_id: str) -> None:
+    """Records a run's hyper-parameters for TensorBoard's HParams dashboard (`None` is written as "none")."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    values = {key: "none" if value is None else value for key, value in values.items()}
+    with tf.summary.create_file_writer(log_dir).as_default():
+        hparams_api.hparams(values, trial_id=trial_id)

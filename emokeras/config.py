@@ -107,6 +107,18 @@ class TrainConfig:
                              "such as runs/H-MM-4/fold-3")
         return f"{views.student}.{views.mode}.{second}"
 
+    def hyperparameters(self) -> dict:
+        """What shapes the result, flat, for TensorBoard's HParams dashboard: the model and its sizes,
+        the schedule, and with multi-view learning its settings (`multiview` is the mode)."""
+        values = {"model": self.model, "fold": self.fold, "epochs": self.epochs, "batch_size": self.batch_size,
+                  "learning_rate": self.learning_rate, "clipnorm": self.clipnorm, "seed": self.seed,
+                  **dataclasses.asdict(self.model_config)}
+        views = dataclasses.asdict(self.multiview)
+        values["multiview"] = views.pop("mode")
+        if values["multiview"] is not None:
+            values.update(views, model=self.multiview.student)
+        return values
+
     def run_dir(self) -> str:
         return os.path.join(self.output, self.experiment(), f"fold-{self.fold}")
 

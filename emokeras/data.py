@@ -57,7 +57,7 @@ class Fold:
 
 
 def parse_example(example: dict, max_frames: int = MAX_FRAMES, max_words: int = MAX_WORDS) -> dict:
-    """Truncates frames and words; returns the model's inputs plus label and id."""
+    """Truncates frames and words; returns the model's inputs plus the words, label and id."""
     frames = example["frames"][:max_frames]
     num_frames = tf.shape(frames)[0]
     spans = example["word_spans"]
@@ -65,6 +65,7 @@ def parse_example(example: dict, max_frames: int = MAX_FRAMES, max_words: int = 
     keep = spans[:, 0] < num_frames
     spans = tf.boolean_mask(spans, keep)[:max_words]
     vectors = tf.boolean_mask(example["word_vectors"], keep)[:max_words]
+    words = tf.boolean_mask(example["words"], keep)[:max_words]
     spans = tf.minimum(spans, num_frames)
     return {
         "frames": frames,
@@ -72,6 +73,7 @@ def parse_example(example: dict, max_frames: int = MAX_FRAMES, max_words: int = 
         "word_vectors": vectors,
         "num_words": tf.shape(spans)[0],
         "word_spans": spans,
+        "words": words,
         "label": example["label"],
         "utterance_id": example["utterance_id"],
     }

@@ -195,7 +195,8 @@ class Predictor:
         vectors = self._encoder.encode([words])[0] if self._encoder else np.zeros((len(words), dimension), np.float32)
         parsed = data.parse_example({
             "frames": tf.constant(frames), "word_spans": tf.constant(np.asarray(spans, np.int32).reshape(-1, 2)),
-            "word_vectors": tf.constant(vectors), "label": tf.constant(0, tf.int64),
+            "word_vectors": tf.constant(vectors), "words": tf.constant(words, tf.string),
+            "label": tf.constant(0, tf.int64),
             "utterance_id": tf.constant(wav_path)})
         inputs = {}
         for name, spec in self.metadata["inputs"].items():

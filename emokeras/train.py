@@ -36,6 +36,12 @@ logger = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 CONFIG = "config.json"
+FIGURE_UTTERANCES = 4  # validation utterances drawn as the paper's Figure 3 each epoch
+
+
+def deployable_name(config: TrainConfig) -> str:
+    """The model a run exports: `config.model`, or the multi-view student."""
+    return config.multiview.student if config.multiview.mode else config.model
 
 
 def resolve_data(config: TrainConfig) -> str:
@@ -169,8 +175,9 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     import keras
     import tensorflow as tf
 
-    from emokeras import models, multiview
-    from emokeras.callbacks import BestEpochCheckpoint, BetaSchedule, EpochSeconds
+    from emokeras import data, models, multiview
+    from emokeras.callbacks import (BestEpochCheckpoint, BetaSchedule, EpochSeconds, ValidationFigures,
+                                    write_hyperparameters)
     from emokeras.export import export_saved_model
     from emokeras.files import write_json
 
@@ -196,6 +203,8 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     resolved.update(data=data_dir, replicas=strategy.num_replicas_in_sync,
                     devices=list(strategy.extended.worker_devices))
     write_json(os.path.join(run_dir, CONFIG), resolved)
+    tensorboard_dir = os.path.join(run_dir, "tensorboard")
+    write_hyperparameters(tensorboard_dir, config.hyperparameters(), f"{config.experiment()}/fold-{config.fold}")
 
     views = config.multiview
     with strategy.scope():
@@ -210,6 +219,11 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     if views.mode is not None:
         datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
         extra_callbacks.append(BetaSchedule(views.beta_a, views.beta_m, views.beta_decay))
+    # Figure 3 needs words: drawn for models that read them (the first few validation utterances).
+    figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation").take(FIGURE_UTTERANCES))
+                       if models.reads_words(deployable_name(config)) else [])
+    extra_callbacks.append(ValidationFigures(deployable, datasets["validation"], figure_examples,
+                                             os.path.join(tensorboard_dir, "validation")))
     best = BestEpochCheckpoint(run_dir)
     if resuming:
         print(f"resuming the interrupted run from {backup_dir}")
@@ -222,7 +236,7 @@ def run(config: TrainConfig, callbacks=()) -> dict:
             EpochSeconds(),
             best,
             keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-            keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+            keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
             *extra_callbacks,
             *callbacks,
         ],
@@ -241,7 +255,7 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     }
     # Multi-view learning exports the acoustic view alone: it needs no transcript.
     export_saved_model(deployable, config.export_dir(), {
-        "model": views.student if views.mode else config.model, "experiment": config.experiment(),
+        "model": deployable_name(config), "experiment": config.experiment(),
         "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch, **_preparation_facts(data_dir)})
     results["saved_model"] = config.export_dir()
     write_json(results_path, results)

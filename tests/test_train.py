@@ -61,6 +61,48 @@ def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys
     assert results["epochs"] == 3 and results["train_seconds"] > 0
 
 
+def _events(directory):
+    from tensorboard.backend.event_processing.event_accumulator import TENSORS, EventAccumulator
+
+    return EventAccumulator(directory, size_guidance={TENSORS: 0}).Reload()
+
+
+def _plugin_tensors(directory):
+    """{tag: (plugin name, [(step, array)])} of the event files in `directory`, read by TensorBoard's reader."""
+    import tensorflow as tf
+
+    events = _events(directory)
+    return {tag: (events.SummaryMetadata(tag).plugin_data.plugin_name,
+                  [(event.step, tf.make_ndarray(event.tensor_proto)) for event in events.Tensors(tag)])
+            for tag in events.Tags()["tensors"]}
+
+
+def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    config, results = trained
+    tensorboard_dir = os.path.join(config.run_dir(), "tensorboard")
+    validation = _plugin_tensors(os.path.join(tensorboard_dir, "validation"))
+    for tag in ("confusion_matrix", "attention"):
+        plugin, steps = validation[tag]
+        assert plugin == "images" and [step for step, _ in steps] == [0, 1, 2], tag
+        width, height = (int(x) for x in steps[-1][1][:2])
+        image = tf.image.decode_png(steps[-1][1][2]).numpy()
+        assert image.shape == (height, width, 3) and image.std() > 0, tag  # a drawing, not a blank
+    # Every loss term and metric, per epoch, for train and validation.
+    for writer in ("train", "validation"):
+        tags = _plugin_tensors(os.path.join(tensorboard_dir, writer))
+        for tag in ("epoch_loss", "epoch_unweighted_accuracy", "epoch_weighted_accuracy"):
+            assert tags[tag][0] == "scalars" and len(tags[tag][1]) == 3, (writer, tag)
+    metadata = _events(tensorboard_dir).SummaryMetadata("_hparams_/session_start_info")
+    assert metadata.plugin_data.plugin_name == "hparams"
+    start = plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content).session_start_info
+    assert start.group_name == "H-MM-4/fold-3"
+    assert start.hparams["model"].string_value == "H-MM-4" and start.hparams["hidden_units"].number_value == 8
+    assert start.hparams["multiview"].string_value == "none"
+
+
 def test_best_epoch_is_the_highest_validation_ua(trained):
     config, results = trained
     history = read_history(config)

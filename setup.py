@@ -21,6 +21,7 @@ setup(
         "pandas==3.1.1",
         "absl-py==2.5.1",
         "tensorboard==2.21.0",
+        "matplotlib==3.11.2",  # TensorBoard figures: confusion matrices, the paper's Figure 3
     ],
     extras_require={"test": ["pytest==9.0.3"]},
 )

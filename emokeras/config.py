@@ -124,3 +124,26 @@ class TrainConfig:
 
     def export_dir(self) -> str:
         return os.path.join(self.saved_models, self.experiment(), f"fold-{self.fold}")
+
+
+@dataclasses.dataclass
+class TuneConfig:
+    """A Keras Tuner search over multi-view learning's settings (Appendix B's values by default).
+
+    Only the settings the mode uses are searched: `joint` searches all four,
+    `frozen` all but βm, `teacher` (Lc + LKL) the margin and the negatives.
+
+    Attributes:
+      tuner: "grid", "random" or "bayesian".
+      max_trials: trials to run in all (a resumed search counts those done).
+      directory: the tuner's state goes to `<directory>/<experiment>.fold-<k>/`.
+      beta_a, beta_m, margin, negatives: the values to choose from.
+    """
+
+    tuner: str = "random"
+    max_trials: int = 10
+    directory: str = "tuning"
+    beta_a: tuple[float, ...] = (1.0, 1.2)
+    beta_m: tuple[float, ...] = (0.3, 0.5, 1.0)
+    margin: tuple[float, ...] = (0.3, 0.5, 0.7)
+    negatives: tuple[str, ...] = ("random", "similar")

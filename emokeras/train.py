@@ -53,7 +53,8 @@ def resolve_data(config: TrainConfig) -> str:
     return prepare(PrepareConfig())
 
 
-def _datasets(data_dir: str, config: TrainConfig, input_names):
+def make_datasets(data_dir: str, config: TrainConfig, input_names):
+    """{split: the batched `(inputs, label)` dataset}, inputs restricted to `input_names`."""
     from emokeras import data
 
     def keep_inputs(inputs, label):
@@ -133,8 +134,11 @@ def load_trained(run_dir: str, data_dir: str, fold: int, frame_statistics=None):
     return model
 
 
-def build_multiview_model(config: TrainConfig, data_dir: str):
-    """The compiled `MultiViewModel` of `config.multiview`, and its acoustic view (the deployable model)."""
+def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=None):
+    """The compiled `MultiViewModel` of `config.multiview`, and its acoustic view (the deployable model).
+
+    `frame_statistics`: the fold's `(mean, variance)` if the caller has them; computed otherwise.
+    """
     from emokeras import data, models
     from emokeras.multiview import MODES, MultiViewModel
 
@@ -145,7 +149,7 @@ def build_multiview_model(config: TrainConfig, data_dir: str):
     if models.reads_words(views.student):
         raise ValueError(f"the student {views.student} reads words; the acoustic view must need frames only "
                          "(B-ACO-1 or B-ACO-1+attention)")
-    statistics = data.frame_statistics(data_dir, config.fold)
+    statistics = frame_statistics or data.frame_statistics(data_dir, config.fold)
     student = build_model_for(views.student, config, data_dir, statistics)
     if views.mode == "joint":
         second = build_model_for(models.check_name(views.view), config, data_dir, statistics)
@@ -155,6 +159,26 @@ def build_multiview_model(config: TrainConfig, data_dir: str):
                            margin=views.margin)
     model.compile(optimizer=_optimizer(config))
     return model, student
+
+
+def command_line(config: TrainConfig) -> str:
+    """The `python -m emokeras.train` command that trains `config`: its fold, and every flag off its default."""
+    defaults, model_defaults, view_defaults = TrainConfig(), ModelConfig(), MultiViewConfig()
+    flags = [("fold", config.fold)]
+    if config.multiview.mode is None:
+        flags.append(("model", config.model))
+    else:
+        views = config.multiview
+        flags += [("multiview", views.mode), ("student", views.student)]
+        flags += [("view", views.view)] if views.mode == "joint" else [("teacher", views.teacher)]
+        flags += [(name, getattr(views, name)) for name in ("beta_a", "beta_m", "beta_decay", "margin", "negatives")
+                  if getattr(views, name) != getattr(view_defaults, name)]
+    flags += [(name, getattr(config.model_config, name)) for name in ("hidden_units", "dropout", "l2")
+              if getattr(config.model_config, name) != getattr(model_defaults, name)]
+    flags += [(name, getattr(config, name)) for name in ("epochs", "batch_size", "learning_rate", "clipnorm", "seed",
+                                                          "data", "output", "saved_models")
+              if getattr(config, name) != getattr(defaults, name)]
+    return "python -m emokeras.train " + " ".join(f"--{name} {value}" for name, value in flags)
 
 
 def summary_line(config: TrainConfig, results: dict) -> str:
@@ -214,7 +238,7 @@ def run(config: TrainConfig, callbacks=()) -> dict:
         else:
             model, deployable = build_multiview_model(config, data_dir)
             input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
-    datasets = _datasets(data_dir, config, input_names)
+    datasets = make_datasets(data_dir, config, input_names)
     extra_callbacks = []
     if views.mode is not None:
         datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)

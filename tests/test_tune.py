@@ -1,0 +1,66 @@
+"""emokeras.tune: two trials of a small joint search record their objective, a finished search resumes without
+new trials, and the best trial comes with the command that retrains it."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emokeras import tune
+from emokeras.config import MultiViewConfig, TuneConfig
+from emokeras.train import command_line
+from run_testing import small_config
+
+
+def test_searched_settings_follow_the_mode():
+    assert tune.searched("joint") == ("beta_a", "beta_m", "margin", "negatives")
+    assert tune.searched("frozen") == ("beta_a", "margin", "negatives")
+    assert tune.searched("teacher") == ("margin", "negatives")
+
+
+def test_command_line_lists_the_flags_off_their_defaults(tmp_path, demo_data):
+    config = small_config(tmp_path, demo_data, multiview=MultiViewConfig(mode="joint", view="B-LEX", beta_a=1.2))
+    command = command_line(config)
+    assert command.startswith("python -m emokeras.train --fold 3 --multiview joint --student B-ACO-1 --view B-LEX "
+                              "--beta_a 1.2 --hidden_units 8 --dropout 0.1 --epochs 2 --batch_size 32")
+    assert "--beta_m" not in command and "--model" not in command
+
+
+def test_two_trials_record_the_objective_and_a_finished_search_resumes(tmp_path, demo_data, capsys):
+    config = small_config(tmp_path, demo_data, epochs=1, multiview=MultiViewConfig(mode="joint", view="B-LEX"))
+    space = TuneConfig(tuner="random", max_trials=2, directory=str(tmp_path / "tuning"))
+    values, score, command = tune.tune(config, space)
+
+    project = tmp_path / "tuning" / "B-ACO-1.joint.B-LEX.fold-3"
+    trials = sorted(project.glob("trial_*/trial.json"))
+    assert len(trials) == 2
+    recorded = [json.loads(path.read_text()) for path in trials]
+    for trial in recorded:
+        assert trial["status"] == "COMPLETED"
+        assert 0.0 <= trial["score"] <= 1.0
+        assert set(trial["hyperparameters"]["values"]) == {"beta_a", "beta_m", "margin", "negatives"}
+        # The objective is the best epoch's validation UA, as Keras logged it (one epoch here).
+        [observation] = trial["metrics"]["metrics"]["val_unweighted_accuracy"]["observations"]
+        assert trial["score"] == pytest.approx(observation["value"][0])
+    best = max(recorded, key=lambda trial: trial["score"])
+    assert score == pytest.approx(best["score"]) and values == best["hyperparameters"]["values"]
+    out = capsys.readouterr().out
+    assert f"validation UA {score:.4f}" in out and f"retrain it: {command}" in out
+    for name, value in values.items():
+        assert f"--{name} {value}" in command or getattr(MultiViewConfig(), name) == value
+
+    # Started again with the same budget: the two finished trials are read back, none is run.
+    again = tune.tune(config, space)
+    assert again == (values, score, command)
+    assert len(list(project.glob("trial_*/trial.json"))) == 2
+    assert np.isfinite(score)
+
+    # The command line resumes the same search and prints the same best trial.
+    result = subprocess.run(
+        [sys.executable, "-m", "emokeras.tune", "--fold", "3", "--view", "B-LEX", "--max_trials", "2",
+         "--tuning", space.directory, "--data", demo_data, "--hidden_units", "8", "--epochs", "1"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best of 2 trials" in result.stdout and f"validation UA {score:.4f}" in result.stdout

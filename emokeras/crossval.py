@@ -22,11 +22,13 @@ import logging
 import os
 import sys
 
+from absl import flags
 import numpy as np
 
 from emokeras.config import TrainConfig
 
 logger = logging.getLogger(__name__)
+FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 NUM_FOLDS = 10
 SUMMARY_CSV = "summary.csv"
@@ -140,14 +142,16 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    from absl import app, flags
-    from absl import logging as absl_logging
+def define_flags():
+    from absl import flags
 
     from emokeras import train
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    FLAGS = train.define_flags(fold=False)
+    train.define_flags(fold=False)
     flags.DEFINE_string("folds", "all", "Comma-separated folds to run, e.g. 0,3,7; 'all' is 0..9.")
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    app.run(main)
+
+
+if __name__ == "__main__":
+    from emokeras.cli import run_command
+
+    run_command(main, define_flags)

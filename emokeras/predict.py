@@ -31,11 +31,13 @@ import logging
 import os
 import sys
 
+from absl import flags
 import numpy as np
 
 from emokeras.labels import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
+FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 FRAMES_PER_SECOND = 100
 TRANSCRIPT_SUFFIXES = (".wdseg", ".json")
@@ -274,10 +276,6 @@ def define_flags():
 
 
 if __name__ == "__main__":
-    from absl import app
-    from absl import logging as absl_logging
+    from emokeras.cli import run_command
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    FLAGS = define_flags()
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    app.run(main)
+    run_command(main, define_flags)

@@ -18,11 +18,13 @@ import shutil
 import sys
 import time
 
+from absl import flags
 from emokeras.corpus import demo, iemocap
 from emokeras.features.acoustic import FEATURE_SET, NUM_FEATURES, FeatureError, extract_frames_parallel
 from emokeras.labels import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
+FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 # The standard 4-class IEMOCAP set (DESIGN.md, IEMOCAP quirks).
 IEMOCAP_STANDARD_COUNT = 5531
@@ -249,9 +251,6 @@ def define_flags():
 
 
 if __name__ == "__main__":
-    from absl import app
-    from absl import logging as absl_logging
+    from emokeras.cli import run_command
 
-    FLAGS = define_flags()
-    absl_logging.set_verbosity(absl_logging.WARNING)  # TensorFlow's INFO lines drown the report
-    app.run(main)
+    run_command(main, define_flags)

@@ -30,9 +30,11 @@ import shutil
 import sys
 import warnings
 
+from absl import flags
 from emokeras.config import ModelConfig, MultiViewConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
+FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 RESULTS = "results.json"
 CONFIG = "config.json"
@@ -384,10 +386,6 @@ def define_flags(fold: bool = True):
 
 
 if __name__ == "__main__":
-    from absl import app
-    from absl import logging as absl_logging
+    from emokeras.cli import run_command
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    FLAGS = define_flags()
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    app.run(main)
+    run_command(main, define_flags)

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sys
 
+from absl import flags
 import keras_tuner
 
 from emokeras.config import TrainConfig, TuneConfig
 
 logger = logging.getLogger(__name__)
+FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 OBJECTIVE = "val_unweighted_accuracy"
 TUNERS = ("grid", "random", "bayesian")
@@ -139,19 +140,21 @@ def main(argv):
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    from absl import app, flags
-    from absl import logging as absl_logging
+def define_flags():
+    from absl import flags
 
     from emokeras import train
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    FLAGS = train.define_flags()
+    train.define_flags()
     defaults = TuneConfig()
     flags.DEFINE_enum("tuner", defaults.tuner, list(TUNERS), "Keras Tuner's search algorithm.")
     flags.DEFINE_integer("max_trials", defaults.max_trials, "Trials in all, counting those already done.",
                          lower_bound=1)
     flags.DEFINE_string("tuning", defaults.directory, "The tuner's state: <tuning>/<experiment>.fold-<k>/.")
-    FLAGS.set_default("multiview", "joint")
-    absl_logging.set_verbosity(absl_logging.WARNING)
-    app.run(main)
+    flags.FLAGS.set_default("multiview", "joint")
+
+
+if __name__ == "__main__":
+    from emokeras.cli import run_command
+
+    run_command(main, define_flags)

@@ -63,18 +63,21 @@ def test_parse_truncates_frames_and_words_and_clips_spans():
         "frames": tf.ones((1000, 130)),
         "word_spans": tf.constant(np.stack([starts, starts + 20], axis=1), tf.int32),
         "word_vectors": tf.constant(np.arange(40, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)),
+        "words": tf.constant([f"w{i}" for i in range(40)]),
         "label": tf.constant(2),
         "utterance_id": tf.constant("u"),
     }
     parsed = data.parse_example(example, max_frames=700, max_words=30)
     assert parsed["num_frames"].numpy() == 700
     assert parsed["num_words"].numpy() == 28  # words starting at 0, 25, ..., 675 lie in 700 frames
+    assert parsed["words"].numpy()[-1] == b"w27" and parsed["words"].shape == (28,)
     np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 695])
     parsed = data.parse_example(example, max_frames=690, max_words=30)
     np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 690])  # clipped to the kept frames
     parsed = data.parse_example(example, max_frames=1000, max_words=30)
     assert parsed["num_words"].numpy() == 30
     np.testing.assert_array_equal(parsed["word_vectors"].numpy()[:, 0], np.arange(30))
+    assert parsed["words"].numpy().tolist() == [f"w{i}".encode() for i in range(30)]
 
 
 def _collect(dataset):

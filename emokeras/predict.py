@@ -260,7 +260,7 @@ def main(argv):
     sys.stdout.write(format_json(predictions) if FLAGS.format == "json" else format_table(predictions))
     failed = [p for p in predictions if p.error is not None]
     if failed:
-        logger.error("%d of %d files could not be answered", len(failed), len(predictions))
+        print(f"{len(failed)} of {len(predictions)} files could not be answered", file=sys.stderr)
         sys.exit(1)
 
 

@@ -42,7 +42,8 @@ class MultiViewConfig:
       student: the acoustic view (B-ACO-1 or B-ACO-1+attention).
       view: joint mode's second view, built and trained alongside.
       teacher: frozen and teacher modes: a finished run folder of the same
-        fold (e.g. runs/H-MM-4/fold-3), whose best weights are loaded.
+        fold (e.g. runs/H-MM-4/fold-3), whose best weights are loaded; `{fold}`
+        in it stands for the run's fold (`teacher_dir`).
       beta_a, beta_m: the cross-entropy weights (the paper's best: 1 and 0.3).
       beta_decay: ρ of `β = β0 / (1 + ρ·epoch)`; 0 keeps β constant.
       margin: the contrastive margin m (0.5).
@@ -58,6 +59,10 @@ class MultiViewConfig:
     beta_decay: float = 0.0
     margin: float = 0.5
     negatives: str = "random"
+
+    def teacher_dir(self, fold: int) -> str | None:
+        """`teacher` for `fold`: a `{fold}` in it is replaced, so one flag serves every fold of a sweep."""
+        return self.teacher.replace("{fold}", str(fold)) if self.teacher else None
 
 
 @dataclasses.dataclass

@@ -156,7 +156,7 @@ def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=N
     if views.mode == "joint":
         second = build_model_for(models.check_name(views.view), config, data_dir, statistics)
     else:
-        second = load_trained(views.teacher, data_dir, config.fold, statistics)
+        second = load_trained(views.teacher_dir(config.fold), data_dir, config.fold, statistics)
     model = MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
                            margin=views.margin)
     model.compile(optimizer=_optimizer(config))
@@ -374,7 +374,8 @@ def define_flags(fold: bool = True):
                       "Runs are named <student>.<mode>.<second view>; only the student is exported.")
     flags.DEFINE_enum("student", views.student, ["B-ACO-1", "B-ACO-1+attention"], "The acoustic view.")
     flags.DEFINE_enum("view", views.view, list(MODEL_NAMES), "joint: the second view, trained alongside.")
-    flags.DEFINE_string("teacher", None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3.")
+    flags.DEFINE_string("teacher", None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3; "
+                        "'{fold}' stands for the fold (runs/H-MM-4/fold-{fold}).")
     flags.DEFINE_float("beta_a", views.beta_a, "Weight of the acoustic view's cross-entropy (Eq. 3).")
     flags.DEFINE_float("beta_m", views.beta_m, "joint: weight of the second view's cross-entropy (Eq. 4).")
     flags.DEFINE_float("beta_decay", views.beta_decay, "ρ of β = β0 / (1 + ρ·epoch); 0 keeps β constant.")

@@ -230,8 +230,10 @@ def test_two_replicas_train_like_one(demo_data, name):
 
 def test_teacher_run_exports_an_acoustic_only_student(trained, tmp_path):
     teacher_config, _ = trained
+    # "{fold}" in --teacher stands for the run's fold (one flag for a cross-validation sweep).
+    teacher = os.path.join(os.path.dirname(teacher_config.run_dir()), "fold-{fold}")
     config = small_config(tmp_path, teacher_config.data, epochs=1,
-                          multiview=MultiViewConfig(mode="teacher", teacher=teacher_config.run_dir()))
+                          multiview=MultiViewConfig(mode="teacher", teacher=teacher))
     results = run(config)
     assert config.run_dir().endswith(os.path.join("B-ACO-1.teacher.H-MM-4", "fold-3"))
     history = read_history(config)

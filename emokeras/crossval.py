@@ -71,16 +71,18 @@ def modality(config: TrainConfig) -> str:
 
 
 def summary_rows(fold_results: list[dict]) -> list[dict]:
-    """One row per fold (`fold`, the four scores, `best_epoch`, `train_seconds`), then `mean` and `std`."""
+    """One row per fold (`fold`, the four scores, `best_epoch`, `train_seconds`), then `mean` and
+    `std` (sample, ddof=1) of each score and of `train_seconds`."""
     rows = [{"fold": results["fold"],
              **{column: results[split][score] for column, (split, score) in zip(COLUMNS, SCORES)},
              "best_epoch": results["best_epoch"], "train_seconds": results["train_seconds"]}
             for results in fold_results]
-    table = np.array([[row[column] for column in COLUMNS] for row in rows], dtype=np.float64)
-    std = table.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(len(COLUMNS))
-    rows.append({"fold": "mean", **dict(zip(COLUMNS, table.mean(axis=0).tolist())), "best_epoch": "",
-                 "train_seconds": round(sum(row["train_seconds"] for row in rows), 1)})
-    rows.append({"fold": "std", **dict(zip(COLUMNS, std.tolist())), "best_epoch": "", "train_seconds": ""})
+    # train_seconds is averaged like the scores; every summary column is then a per-fold figure.
+    columns = [*COLUMNS, "train_seconds"]
+    table = np.array([[row[column] for column in columns] for row in rows], dtype=np.float64)
+    std = table.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(len(columns))
+    rows.append({"fold": "mean", **dict(zip(columns, table.mean(axis=0).tolist())), "best_epoch": ""})
+    rows.append({"fold": "std", **dict(zip(columns, std.tolist())), "best_epoch": ""})
     return rows
 
 

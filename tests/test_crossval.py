@@ -28,7 +28,7 @@ def test_parse_folds():
 def test_summary_rows_mean_and_sample_std():
     def results(fold, values):
         names = iter(values)
-        return {"fold": fold, "best_epoch": 1, "train_seconds": 10.0,
+        return {"fold": fold, "best_epoch": 1, "train_seconds": 10.0 * (fold + 1),
                 **{split: {"unweighted_accuracy": next(names), "weighted_accuracy": next(names)}
                    for split in ("validation", "test")}}
 
@@ -39,7 +39,8 @@ def test_summary_rows_mean_and_sample_std():
     np.testing.assert_allclose([mean[c] for c in crossval.COLUMNS], [0.6, 0.7, 0.6, 0.6])
     # Sample standard deviations by hand: (0.5, 0.7, 0.6) → 0.1; (0.6, 0.6, 0.9) → sqrt(0.03).
     np.testing.assert_allclose([std[c] for c in crossval.COLUMNS], [0.1, np.sqrt(0.03), 0.1, 0.2])
-    assert mean["train_seconds"] == 30.0
+    # Seconds 10, 20, 30: mean 20, sample std 10.
+    assert (mean["train_seconds"], std["train_seconds"]) == pytest.approx((20.0, 10.0))
     table = crossval.markdown_table("B-ACO-1", "Acoustics", rows)
     assert "| B-ACO-1 | Acoustics | 0.6000 ± 0.1000 | 0.7000 ± 0.1732 | 0.6000 ± 0.1000 | 0.6000 ± 0.2000 | 0,1,2 |" \
         in table

@@ -145,11 +145,10 @@ def main(argv):
 
 
 def define_flags():
-    from absl import flags
-
     from emokeras import train
 
     train.define_flags(fold=False)
+    flags.adopt_module_key_flags(train)  # --help lists train's flags, which this command takes too
     flags.DEFINE_string("folds", "all", "Comma-separated folds to run, e.g. 0,3,7; 'all' is 0..9.")
 
 

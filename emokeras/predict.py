@@ -178,6 +178,7 @@ class Predictor:
         import tensorflow as tf
 
         from emokeras import data
+        from emokeras.features.acoustic import FeatureError
         from emokeras.prepare import fit_word_spans
 
         if needs_transcript(self.metadata):
@@ -189,7 +190,7 @@ class Predictor:
             words, spans = read_transcript(transcript)
             try:
                 words, spans = fit_word_spans(transcript, words, spans, frames.shape[0])
-            except Exception as error:  # FeatureError: the alignment is for other audio
+            except FeatureError as error:  # the alignment is for other audio
                 raise PredictionError(f"{wav_path}: {error}") from None
         else:  # parse_example reads words; a model without word inputs never sees this placeholder
             words, spans = ["<none>"], [(0, frames.shape[0])]
@@ -265,14 +266,11 @@ def main(argv):
 
 
 def define_flags():
-    from absl import flags
-
     flags.DEFINE_string("model", None, "An exported model folder, e.g. saved_models/B-ACO-1/fold-3.", required=True)
     flags.DEFINE_string("transcripts", None, "Where to look first for <name>.wdseg or <name>.json transcripts "
                         "(models that read words); otherwise beside each wav.")
     flags.DEFINE_enum("format", "table", ["table", "json"], "Output format.")
     flags.DEFINE_integer("workers", 2, "openSMILE worker processes.", lower_bound=1)
-    return flags.FLAGS
 
 
 if __name__ == "__main__":

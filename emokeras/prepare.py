@@ -231,8 +231,6 @@ def main(argv):
 
 
 def define_flags():
-    from absl import flags
-
     defaults = PrepareConfig()
     flags.DEFINE_enum("corpus", defaults.corpus, ["demo", "iemocap"],
                       "Which corpus: the offline demo corpus, or IEMOCAP_full_release at --root.")

@@ -342,8 +342,6 @@ def main(argv):
 
 def define_flags(fold: bool = True):
     """Defines train's flags; `fold=False` leaves out `--fold` (for commands that run several folds)."""
-    from absl import flags
-
     from emokeras.models import MODEL_NAMES
 
     defaults, model_defaults = TrainConfig(), ModelConfig()

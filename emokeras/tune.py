@@ -141,11 +141,10 @@ def main(argv):
 
 
 def define_flags():
-    from absl import flags
-
     from emokeras import train
 
     train.define_flags()
+    flags.adopt_module_key_flags(train)  # --help lists train's flags, which this command takes too
     defaults = TuneConfig()
     flags.DEFINE_enum("tuner", defaults.tuner, list(TUNERS), "Keras Tuner's search algorithm.")
     flags.DEFINE_integer("max_trials", defaults.max_trials, "Trials in all, counting those already done.",

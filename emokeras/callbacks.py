@@ -95,7 +95,6 @@ class BestEpochCheckpoint(keras.callbacks.Callback):
                    {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch})
 
 
-
 class ValidationFigures(keras.callbacks.Callback):
     """Writes figures of the validation speaker to TensorBoard after each epoch.
 

@@ -14,6 +14,7 @@ from emokeras import crossval, train
 from emokeras.config import TrainConfig
 from run_testing import small_config
 
+
 def test_parse_folds():
     assert crossval.parse_folds("0,3,7") == (0, 3, 7)
     assert crossval.parse_folds("all") == tuple(range(10))

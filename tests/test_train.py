@@ -16,6 +16,7 @@ from emokeras.config import MultiViewConfig
 from run_testing import small_config
 from emokeras.train import build_compiled_model, build_multiview_model, run
 
+
 def read_history(config):
     with open(os.path.join(config.run_dir(), "history.csv")) as f:
         return list(csv.DictReader(f))

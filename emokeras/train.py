@@ -310,9 +310,8 @@ def _read_history(path: str) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
-def config_from_flags(flags_values, fold: int) -> TrainConfig:
-    """The `TrainConfig` that `define_flags`' flags describe, for `fold`."""
-    values = flags_values
+def config_from_flags(values, fold: int) -> TrainConfig:
+    """The `TrainConfig` that `define_flags`' flags (parsed into `values`) describe, for `fold`."""
     return TrainConfig(
         model=values.model, fold=fold, epochs=values.epochs, batch_size=values.batch_size,
         learning_rate=values.learning_rate, clipnorm=values.clipnorm, seed=values.seed, data=values.data,

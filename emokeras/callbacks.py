@@ -135,14 +135,14 @@ class ValidationFigures(keras.callbacks.Callback):
         import tensorflow as tf
 
         from emokeras import figures
-        from emokeras.labels import CLASS_NAMES, NUM_CLASSES
+        from emokeras.labels import CLASS_NAMES
+        from emokeras.metrics import UnweightedAccuracy
 
-        matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+        unweighted = UnweightedAccuracy()
         for inputs, labels in self.dataset:
-            predicted = np.argmax(self._infer(self._select(inputs))["probabilities"].numpy(), axis=-1)
-            np.add.at(matrix, (labels.numpy(), predicted), 1)
-        support = matrix.sum(axis=1)
-        ua = float(np.mean(np.diag(matrix)[support > 0] / support[support > 0]))
+            unweighted.update_state(labels, self._infer(self._select(inputs))["probabilities"])
+        matrix = unweighted.confusion.numpy().astype(np.int64)
+        ua = float(unweighted.result())
         images = {"confusion_matrix": figures.confusion_matrix_png(
             matrix, CLASS_NAMES, f"validation, epoch {epoch + 1}: UA {ua:.4f}")}
         if self._draws_words and self.examples:

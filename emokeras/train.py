@@ -163,6 +163,19 @@ def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=N
     return model, student
 
 
+def multiview_datasets(model, config: TrainConfig, data_dir: str):
+    """What a `MultiViewModel` is fitted with: the datasets of both views' inputs, negatives added to the
+    training batches (Algorithm 1), and the β schedule callback."""
+    from emokeras import multiview
+    from emokeras.callbacks import BetaSchedule
+
+    views = config.multiview
+    input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
+    datasets = make_datasets(data_dir, config, input_names)
+    datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
+    return datasets, BetaSchedule(views.beta_a, views.beta_m, views.beta_decay)
+
+
 def command_line(config: TrainConfig) -> str:
     """The `python -m emokeras.train` command that trains `config`: its fold, and every flag off its default."""
     defaults, model_defaults, view_defaults = TrainConfig(), ModelConfig(), MultiViewConfig()
@@ -201,8 +214,8 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     import keras
     import tensorflow as tf
 
-    from emokeras import data, models, multiview
-    from emokeras.callbacks import (BestEpochCheckpoint, BetaSchedule, EpochSeconds, ValidationFigures,
+    from emokeras import data, models
+    from emokeras.callbacks import (BestEpochCheckpoint, EpochSeconds, ValidationFigures,
                                     write_hyperparameters)
     from emokeras.export import export_saved_model
     from emokeras.files import write_json
@@ -232,19 +245,16 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     tensorboard_dir = os.path.join(run_dir, "tensorboard")
     write_hyperparameters(tensorboard_dir, config.hyperparameters(), f"{config.experiment()}/fold-{config.fold}")
 
-    views = config.multiview
     with strategy.scope():
-        if views.mode is None:
+        if config.multiview.mode is None:
             model = deployable = build_compiled_model(config, data_dir)
-            input_names = tuple(model.input)
         else:
             model, deployable = build_multiview_model(config, data_dir)
-            input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
-    datasets = make_datasets(data_dir, config, input_names)
-    extra_callbacks = []
-    if views.mode is not None:
-        datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
-        extra_callbacks.append(BetaSchedule(views.beta_a, views.beta_m, views.beta_decay))
+    if config.multiview.mode is None:
+        datasets, extra_callbacks = make_datasets(data_dir, config, tuple(model.input)), []
+    else:
+        datasets, schedule = multiview_datasets(model, config, data_dir)
+        extra_callbacks = [schedule]
     # Figure 3 needs words: drawn for models that read them (the first few validation utterances).
     figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation").take(FIGURE_UTTERANCES))
                        if models.reads_words(deployable_name(config)) else [])

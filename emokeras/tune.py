@@ -73,17 +73,12 @@ class MultiViewHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """Fits on the fold with the trial's negatives and β, passing the tuner's callbacks through."""
-        from emokeras import multiview, train
-        from emokeras.callbacks import BetaSchedule
+        from emokeras import train
 
         config = self.trial_config(hp)
-        views = config.multiview
-        input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
-        datasets = train.make_datasets(self.data_dir, config, input_names)
-        training = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
-        return model.fit(training, validation_data=datasets["validation"], epochs=config.epochs, verbose=2,
-                         shuffle=False, callbacks=[BetaSchedule(views.beta_a, views.beta_m, views.beta_decay),
-                                                   *(callbacks or [])])
+        datasets, schedule = train.multiview_datasets(model, config, self.data_dir)
+        return model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.epochs,
+                         verbose=2, shuffle=False, callbacks=[schedule, *(callbacks or [])])
 
 
 def make_tuner(config: TrainConfig, space: TuneConfig, data_dir: str):

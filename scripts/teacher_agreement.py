@@ -34,9 +34,13 @@ def predict(model_dir, batches):
     return np.concatenate(probabilities), np.concatenate(labels)
 
 
-def unweighted_accuracy(probabilities, labels):
-    predicted = probabilities.argmax(axis=1)
-    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
+def unweighted_accuracy(probabilities, labels) -> float:
+    """UA with the metric training reports."""
+    from emokeras.metrics import UnweightedAccuracy
+
+    metric = UnweightedAccuracy()
+    metric.update_state(labels, probabilities)
+    return float(metric.result())
 
 
 def main():

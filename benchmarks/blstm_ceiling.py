@@ -24,14 +24,13 @@ forward).
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
 import tensorflow as tf
-from train_throughput import blstm_training_flops_per_frame, matmul_peak
+from train_throughput import best_seconds, blstm_training_flops_per_frame, matmul_peak
 
 from emokeras import data
 from emokeras.prepare import PrepareConfig, prepare
@@ -162,19 +161,6 @@ def largest_difference(stacks) -> float:
             loss = tf.reduce_sum(outputs * weights)
         results.append([outputs, *tape.gradient(loss, [frames] + stacks.variables)])
     return max(float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(*results))
-
-
-def best_seconds(step, batches, repeats: int) -> float:
-    """Fastest of `repeats` passes over `batches`, after a warm-up pass (tracing)."""
-    best = float("inf")
-    for attempt in range(repeats + 1):
-        started = time.perf_counter()
-        for frames, lengths in batches:
-            gradients = step(frames, lengths)
-        [gradient.numpy() for gradient in gradients]
-        if attempt:
-            best = min(best, time.perf_counter() - started)
-    return best
 
 
 def main():

@@ -11,12 +11,12 @@ forward + backward (3× forward FLOPs), best of 5 steps, for:
 """
 
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import tensorflow as tf
+from train_throughput import best_seconds
 
 BATCH, STEPS, FEATURES, UNITS = 64, 300, 130, 128
 
@@ -47,13 +47,7 @@ def step_seconds(forward, variables, inputs) -> float:
             loss = tf.reduce_sum(forward(inputs))
         return tape.gradient(loss, variables)
 
-    train_step(inputs)  # trace
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        [gradient.numpy() for gradient in train_step(inputs)]
-        best = min(best, time.perf_counter() - started)
-    return best
+    return best_seconds(train_step, [(inputs,)], repeats=5)
 
 
 def main():

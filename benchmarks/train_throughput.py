@@ -30,11 +30,25 @@ from emokeras.prepare import PrepareConfig, prepare
 from emokeras.train import build_compiled_model
 
 
-def matmul_peak(size=2048, repeats=10, windows=5) -> float:
-    """float32 FLOP/s of a large square matmul on this machine: the best of `windows` runs of `repeats` products.
+def best_seconds(function, calls, repeats: int) -> float:
+    """Seconds of the fastest of `repeats` passes of `function(*arguments)` over `calls`, after a warm-up pass.
 
-    The best window, because this shared machine's speed varies by up to 25 % between runs of a few seconds.
+    The fastest, because this shared machine's speed varies by up to 25 % between runs of a few seconds;
+    the warm-up pass traces and caches. Each pass waits for its last result.
     """
+    best = float("inf")
+    for attempt in range(repeats + 1):
+        started = time.perf_counter()
+        for arguments in calls:
+            result = function(*arguments)
+        [value.numpy() for value in tf.nest.flatten(result)]
+        if attempt:
+            best = min(best, time.perf_counter() - started)
+    return best
+
+
+def matmul_peak(size=2048, repeats=10, windows=5) -> float:
+    """float32 FLOP/s of a large square matmul on this machine: the best of `windows` runs of `repeats` products."""
     a = tf.random.normal((size, size))
     b = tf.random.normal((size, size))
 
@@ -42,15 +56,7 @@ def matmul_peak(size=2048, repeats=10, windows=5) -> float:
     def product(a, b):
         return tf.matmul(a, b)
 
-    product(a, b).numpy()
-    best = float("inf")
-    for _ in range(windows):
-        started = time.perf_counter()
-        for _ in range(repeats):
-            out = product(a, b)
-        out.numpy()
-        best = min(best, time.perf_counter() - started)
-    return 2 * size**3 * repeats / best
+    return 2 * size**3 * repeats / best_seconds(product, [(a, b)] * repeats, windows)
 
 
 def blstm_training_flops_per_frame(input_size: int, hidden_units: int, layers: int) -> float:

@@ -13,6 +13,7 @@ inputs, the class names, the frame features and the text encoder, so that
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
@@ -32,6 +33,39 @@ def serving_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
             for name, tensor in model.input.items()}
 
 
+def _lstm_layers(model: keras.Model) -> list:
+    """Every `keras.layers.LSTM` inside `model`, Bidirectional halves and nested models included."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, keras.layers.LSTM):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += _lstm_layers(layer)
+    return found
+
+
+@contextlib.contextmanager
+def generic_lstm_kernels(model: keras.Model):
+    """Within the block, `model`'s LSTMs trace Keras' generic kernel rather than cuDNN's.
+
+    On a GPU, Keras puts the `CudnnRNNV3` op into a traced graph, and that op
+    has no CPU kernel: a SavedModel exported on a GPU would fail on every CPU
+    ("No OpKernel was registered to support Op 'CudnnRNNV3'"), and tf2onnx
+    could not convert it. The generic kernel runs on any device.
+    """
+    layers = _lstm_layers(model)
+    saved = [layer.use_cudnn for layer in layers]
+    for layer in layers:
+        layer.use_cudnn = False
+    try:
+        yield
+    finally:
+        for layer, use_cudnn in zip(layers, saved):
+            layer.use_cudnn = use_cudnn
+
+
 def export_saved_model(model: keras.Model, path: str, metadata: dict | None = None) -> str:
     """Writes `model` as a SavedModel at `path` (replacing what is there, only once complete).
 
@@ -44,20 +78,21 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
     Returns:
       `path`.
     """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
     specs = serving_specs(model)
 
     def serve(inputs):
         return {"probabilities": model(inputs, training=False)}
 
-    archive.add_endpoint(SIGNATURE, serve, input_signature=[specs])
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     partial = os.path.join(parent, "." + os.path.basename(path) + ".partial")
     if os.path.isdir(partial):
         shutil.rmtree(partial)
-    archive.write_out(partial, verbose=False)
+    with generic_lstm_kernels(model):  # a graph any device (and tf2onnx) can run
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SIGNATURE, serve, input_signature=[specs])
+        archive.write_out(partial, verbose=False)
     os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
     write_json(os.path.join(partial, METADATA), {
         "class_names": list(CLASS_NAMES),

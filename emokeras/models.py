@@ -23,7 +23,7 @@ from emokeras.config import ModelConfig
 from emokeras.features.acoustic import NUM_FEATURES
 from emokeras.labels import NUM_CLASSES
 from emokeras.layers import (AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask,
-                             MaskedAveragePooling, SpeakerFrameMask)
+                             MaskedAveragePooling, SpeakerFrameCompaction)
 
 
 _FRAMES = ("frames", "num_frames")
@@ -80,23 +80,25 @@ class _Builder:
         self.frame_variance = frame_variance
         self.regularizer = keras.regularizers.L2(config.l2) if config.l2 else None
 
-    def blstm_stack(self, x, prefix: str, mask=None):
-        """`blstm_layers` BLSTMs with dropout; `mask` replaces `x`'s own mask (later layers inherit it)."""
+    def blstm_stack(self, x, prefix: str):
+        """`blstm_layers` BLSTMs with dropout over `x`, which carries a right-padded mask (cuDNN needs one)."""
         for index in range(1, self.config.blstm_layers + 1):
             lstm = keras.layers.LSTM(self.config.hidden_units // 2, return_sequences=True,
                                      kernel_regularizer=self.regularizer, recurrent_regularizer=self.regularizer)
-            blstm = keras.layers.Bidirectional(lstm, name=f"{prefix}_blstm_{index}")
-            x = blstm(x) if mask is None or index > 1 else blstm(x, mask=mask)
+            x = keras.layers.Bidirectional(lstm, name=f"{prefix}_blstm_{index}")(x)
             x = keras.layers.Dropout(self.config.dropout, name=f"{prefix}_dropout_{index}")(x)
         return x
 
     def frame_outputs(self, speaker_frames_only: bool):
-        """Frame-level BLSTM outputs over all frames (B-ACO-1) or the speaker frames (B-ACO-2, H-*)."""
+        """Frame-level BLSTM outputs over all frames (B-ACO-1), or over the speaker frames moved to the front
+        of each row (B-ACO-2, H-*), with the word spans on that axis (else the input spans)."""
         x = keras.layers.Normalization(axis=-1, mean=self.frame_mean, variance=self.frame_variance,
                                        name="frame_normalization")(self.inputs["frames"])
-        x = LengthMask(name="frame_mask")([x, self.inputs["num_frames"]])
-        mask = SpeakerFrameMask(name="speaker_frame_mask")([x, self.inputs["word_spans"]]) if speaker_frames_only else None
-        return self.blstm_stack(x, "acoustic", mask)
+        lengths, spans = self.inputs["num_frames"], self.inputs.get("word_spans")
+        if speaker_frames_only:
+            x, lengths, spans = SpeakerFrameCompaction(name="speaker_frame_compaction")([x, lengths, spans])
+        x = LengthMask(name="frame_mask")([x, lengths])
+        return self.blstm_stack(x, "acoustic"), spans
 
     def lexical_words(self):
         """B-LEX's word-level BLSTM outputs: the lexical word representations."""
@@ -105,7 +107,8 @@ class _Builder:
 
     def acoustic_words(self):
         """H-ACO's acoustic words: speaker-frame BLSTM outputs pooled per word span (§3.2)."""
-        return AcousticWordPooling(name="acoustic_word_pooling")([self.frame_outputs(True), self.inputs["word_spans"]])
+        outputs, spans = self.frame_outputs(True)
+        return AcousticWordPooling(name="acoustic_word_pooling")([outputs, spans])
 
     def classifier(self, representation):
         x = keras.layers.Dropout(self.config.dropout, name="classifier_dropout")(representation)
@@ -125,12 +128,12 @@ def _pool(sequence, name: str):
 def _baseline(builder: _Builder, name: str):
     speaker_frames_only = name.endswith("-2")
     if name.startswith("B-ACO-1+attention"):
-        return builder.attention(builder.frame_outputs(False))
+        return builder.attention(builder.frame_outputs(False)[0])
     if name.startswith("B-ACO"):
-        return _pool(builder.frame_outputs(speaker_frames_only), "acoustic_pooling")
+        return _pool(builder.frame_outputs(speaker_frames_only)[0], "acoustic_pooling")
     if name == "B-LEX":
         return _pool(builder.lexical_words(), "lexical_pooling")
-    acoustic = _pool(builder.frame_outputs(speaker_frames_only), "acoustic_pooling")
+    acoustic = _pool(builder.frame_outputs(speaker_frames_only)[0], "acoustic_pooling")
     lexical = _pool(builder.lexical_words(), "lexical_pooling")
     return keras.layers.Concatenate(name="modality_concatenation")([acoustic, lexical])
 

@@ -1,75 +1,32 @@
-"""emokeras.models: every Table 2 name builds, trains a step and predicts; masks make padding and
-(for speaker-frame models) silence irrelevant; normalisation lives in the model; inspection outputs."""
+"""emokeras.models: masks make padding and (for speaker-frame models) silence irrelevant; compacted speaker frames
+equal the masked implementation; normalisation lives in the model; inspection outputs. (Every model trains a
+step and predicts in tests/test_cudnn.py, on the path a GPU takes.)"""
 
 import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from emokeras import models
 from emokeras.config import ModelConfig
-from emokeras.layers import LengthMask, SpeakerFrameMask
+from emokeras.layers import LengthMask
+from masked_reference import build_masked_reference
+from model_testing import (NUM_FEATURES, SMALL, SPEAKER_FRAME_MODELS, WORD_DIMENSION, batch, bucket_batch, padded,
+                           small_model)
 
-SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
-WORD_DIMENSION = 6
-NUM_FEATURES = 5
-
-
-def small_model(name, **kwargs):
-    keras.utils.set_random_seed(0)
-    return models.build_model(name, SMALL, num_features=NUM_FEATURES, word_dimension=WORD_DIMENSION, **kwargs)
-
-
-def batch(seed=0):
-    """Three utterances: 12, 9 and 5 frames; 3, 2 and 1 words with spans that leave gaps (silence)."""
-    rng = np.random.default_rng(seed)
-    return {
-        "frames": rng.standard_normal((3, 12, NUM_FEATURES)).astype("float32"),
-        "num_frames": np.array([12, 9, 5], "int32"),
-        "word_vectors": rng.standard_normal((3, 3, WORD_DIMENSION)).astype("float32"),
-        "num_words": np.array([3, 2, 1], "int32"),
-        "word_spans": np.array([[[1, 4], [4, 7], [9, 11]], [[0, 3], [5, 8], [0, 0]], [[2, 5], [0, 0], [0, 0]]],
-                               "int32"),
-    }
-
-
-def padded(inputs, extra_frames=4, extra_words=2):
-    """The same utterances with more padding: garbage frames and vectors, empty spans."""
-    out = dict(inputs)
-    b, t, f = inputs["frames"].shape
-    out["frames"] = np.concatenate([inputs["frames"], np.full((b, extra_frames, f), 7.0, "float32")], 1)
-    out["word_vectors"] = np.concatenate(
-        [inputs["word_vectors"], np.full((b, extra_words, WORD_DIMENSION), -3.0, "float32")], 1)
-    out["word_spans"] = np.concatenate([inputs["word_spans"], np.zeros((b, extra_words, 2), "int32")], 1)
-    # Garbage inside the old padding too: frames past num_frames, vectors past num_words.
-    for row in range(b):
-        out["frames"][row, inputs["num_frames"][row]:] = 7.0
-        out["word_vectors"][row, inputs["num_words"][row]:] = -3.0
-    return out
-
-
-@pytest.mark.parametrize("name", models.MODEL_NAMES)
-def test_every_model_builds_trains_a_step_and_predicts(name):
-    model = small_model(name)
-    inputs = models.select_inputs(model, batch())
-    assert set(inputs) == set(models.MODEL_INPUTS[name])
-    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
-    before = [w.copy() for w in model.get_weights()]
-    loss = model.train_on_batch(inputs, np.array([0, 1, 3]))
-    assert np.isfinite(loss)
-    assert any(not np.allclose(b, a) for b, a in zip(before, model.get_weights()))
-    probabilities = model.predict(inputs, verbose=0)
-    assert probabilities.shape == (3, 4)
-    np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
+def infer(model, inputs):
+    """`model` called eagerly in inference, as numpy: no tf.function to trace, which keeps these tests fast."""
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, model(inputs, training=False))
 
 
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_padding_changes_nothing(name):
     model = small_model(name)
     inputs = batch()
-    want = model.predict(models.select_inputs(model, inputs), verbose=0)
-    got = model.predict(models.select_inputs(model, padded(inputs)), verbose=0)
+    want = infer(model, models.select_inputs(model, inputs))
+    got = infer(model, models.select_inputs(model, padded(inputs)))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -80,8 +37,8 @@ def test_speaker_frame_models_ignore_frames_outside_words(name, ignores_silence)
     inputs = batch()
     silence_changed = {**inputs, "frames": inputs["frames"].copy()}
     silence_changed["frames"][0, [0, 7, 8, 11]] = 50.0  # frames 0, 7, 8 and 11 of utterance 0 lie in no span
-    want = model.predict(models.select_inputs(model, inputs), verbose=0)
-    got = model.predict(models.select_inputs(model, silence_changed), verbose=0)
+    want = infer(model, models.select_inputs(model, inputs))
+    got = infer(model, models.select_inputs(model, silence_changed))
     np.testing.assert_allclose(got[1:], want[1:], rtol=1e-5, atol=1e-6)
     assert np.allclose(got[0], want[0], rtol=1e-5, atol=1e-6) == ignores_silence
 
@@ -94,8 +51,8 @@ def test_frames_are_normalised_inside_the_model():
     plain = small_model("B-ACO-1")
     plain.set_weights(raw.get_weights())
     normalised = {**inputs, "frames": (inputs["frames"] - mean) / np.sqrt(variance)}
-    np.testing.assert_allclose(raw.predict(models.select_inputs(raw, inputs), verbose=0),
-                               plain.predict(models.select_inputs(plain, normalised), verbose=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(infer(raw, models.select_inputs(raw, inputs)),
+                               infer(plain, models.select_inputs(plain, normalised)), rtol=1e-4, atol=1e-6)
 
 
 def test_save_and_load_keep_predictions(tmp_path):
@@ -105,13 +62,13 @@ def test_save_and_load_keep_predictions(tmp_path):
     path = os.path.join(tmp_path, "h-mm-4.keras")
     model.save(path)
     loaded = keras.models.load_model(path)
-    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(infer(loaded, inputs), infer(model, inputs), rtol=1e-5)
 
 
 def test_inspection_model_gives_attention_weights_and_gates():
     model = small_model("H-MM-4")
     inputs = batch()
-    outputs = models.inspection_model(model).predict(models.select_inputs(model, inputs), verbose=0)
+    outputs = infer(models.inspection_model(model), models.select_inputs(model, inputs))
     assert set(outputs) == {"probabilities", "attention_weights", "modality_gate"}
     weights, gate = outputs["attention_weights"], outputs["modality_gate"]
     assert weights.shape == (3, 3) and gate.shape == (3, 3, SMALL.hidden_units)
@@ -119,7 +76,7 @@ def test_inspection_model_gives_attention_weights_and_gates():
     np.testing.assert_array_equal(weights[1, 2:], 0.0)  # padding words get no attention
     np.testing.assert_array_equal(weights[2, 1:], 0.0)
     assert np.all((gate > 0) & (gate < 1))
-    np.testing.assert_allclose(outputs["probabilities"], model.predict(models.select_inputs(model, inputs), verbose=0),
+    np.testing.assert_allclose(outputs["probabilities"], infer(model, models.select_inputs(model, inputs)),
                                rtol=1e-5)
     assert set(models.inspection_model(small_model("B-ACO-1+attention")).output) == {"probabilities",
                                                                                      "attention_weights"}
@@ -130,13 +87,13 @@ def test_representation_model_is_the_classifier_input():
     model = small_model("B-MM-1")
     representation = models.representation_model(model)
     inputs = models.select_inputs(model, batch())
-    h = representation.predict(inputs, verbose=0)
+    h = infer(representation, inputs)
     assert h.shape == (3, 2 * SMALL.hidden_units)  # pooled acoustic ⊕ pooled lexical
     dense = model.get_layer("probabilities")
     kernel, bias = (keras.ops.convert_to_numpy(w) for w in dense.weights)
     logits = h @ kernel + bias
     expected = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(model.predict(inputs, verbose=0), expected / expected.sum(-1, keepdims=True),
+    np.testing.assert_allclose(infer(model, inputs), expected / expected.sum(-1, keepdims=True),
                                rtol=1e-5)
 
 
@@ -150,16 +107,43 @@ def test_unknown_model_name_lists_the_names():
         models.build_model("H-MM-5")
 
 
-def test_length_mask_and_speaker_frame_mask_by_hand():
+def test_length_mask_by_hand():
     frames = np.zeros((2, 6, 1), "float32")
     lengths = np.array([4, 6], "int32")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(LengthMask().compute_mask([frames, lengths])),
                                   [[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
-    # Overlapping spans, a span ending at the last frame, a span running past the frames, padding spans.
-    spans = np.array([[[1, 3], [2, 4], [0, 0]], [[4, 6], [5, 9], [0, 0]]], "int32")
-    covered = SpeakerFrameMask()([frames, spans])
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(covered), [[0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]])
-    length_mask = np.array([[1, 1, 1, 0, 0, 0], [1] * 6], bool)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(SpeakerFrameMask()([frames, spans], mask=[length_mask,
-                                                                                                       None])),
-                                  [[0, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1]])
+
+
+def outputs_and_gradients(model, inputs, labels):
+    """Eagerly (no tracing, so fast): the inspection outputs in inference, and the loss gradients in training."""
+    outputs = {key: keras.ops.convert_to_numpy(value)
+               for key, value in models.inspection_model(model)(inputs, training=False).items()}
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(labels, model(inputs, training=True)))
+    return outputs, tape.gradient(loss, model.trainable_weights)
+
+
+@pytest.mark.parametrize("name", SPEAKER_FRAME_MODELS)
+def test_compacted_speaker_frames_equal_the_masked_implementation(name, tmp_path):
+    """Weights saved by the models that masked silences in place load into the compacted ones, which then give
+    the same probabilities, attention weights and gates, and the same gradients."""
+    config = ModelConfig(hidden_units=8, blstm_layers=2, dropout=0.0)
+    sizes = dict(num_features=NUM_FEATURES, word_dimension=WORD_DIMENSION,
+                 frame_mean=np.full(NUM_FEATURES, 0.5, "float32"), frame_variance=np.full(NUM_FEATURES, 2.0, "float32"))
+    keras.utils.set_random_seed(4)
+    reference = build_masked_reference(name, config, **sizes)
+    path = str(tmp_path / "masked.weights.h5")
+    reference.save_weights(path)
+    model = models.build_model(name, config, **sizes)
+    model.load_weights(path)
+    inputs = models.select_inputs(model, bucket_batch())
+    labels = np.array([0, 1, 2, 3, 1])
+    want, want_gradients = outputs_and_gradients(reference, inputs, labels)
+    got, gradients = outputs_and_gradients(model, inputs, labels)
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    assert [w.shape for w in model.trainable_weights] == [w.shape for w in reference.trainable_weights]
+    for weight, gradient, expected in zip(model.trainable_weights, gradients, want_gradients):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(gradient), keras.ops.convert_to_numpy(expected),
+                                   rtol=1e-4, atol=1e-6, err_msg=weight.path)

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
+from cudnn_testing import cudnn_branch, lstm_layers
 from emokeras import multiview
 
 SQRT_HALF = np.sqrt(0.5)
@@ -148,17 +149,23 @@ def _views(name="H-MM-4"):
                                         ("frozen", {"contrastive", "acoustic"}),
                                         ("teacher", {"contrastive", "kl"})])
 def test_multiview_modes_train_the_right_views(demo_data, mode, terms):
+    """Each mode's loss terms and trained views, on the demo corpus, on the path a GPU takes: every LSTM of both
+    views, in the training step (batch and negatives), evaluation and prediction, gets a mask cuDNN accepts."""
     import keras
 
     from emokeras import data
 
     acoustic, second = _views()
-    model = multiview.MultiViewModel(acoustic, second, mode=mode)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
     train = multiview.add_negatives(data.make_dataset(demo_data, 3, "train", batch_size=64), "random").take(2)
+    validation = data.make_dataset(demo_data, 3, "validation").take(1)
     before = [w.copy() for w in acoustic.get_weights()], [w.copy() for w in second.get_weights()]
-    logs = model.fit(train, validation_data=data.make_dataset(demo_data, 3, "validation").take(1), epochs=1,
-                     verbose=0).history
+    with cudnn_branch() as branch:
+        model = multiview.MultiViewModel(acoustic, second, mode=mode)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        logs = model.fit(train, validation_data=validation, epochs=1, verbose=0).history
+        probabilities = model.predict(validation.map(lambda inputs, labels: inputs), verbose=0)
+    assert branch.layers() == lstm_layers(acoustic) | lstm_layers(second) and not branch.unmasked()
+    assert probabilities.shape[1] == 4
     assert {f"{term}_loss" for term in terms} | {"loss", "unweighted_accuracy", "val_unweighted_accuracy"} <= set(logs)
     assert not {"kl_loss", "acoustic_loss", "multimodal_loss"} - {f"{t}_loss" for t in terms} & set(logs)
     np.testing.assert_allclose(logs["loss"][0], sum(logs[f"{term}_loss"][0] for term in terms), rtol=1e-4)

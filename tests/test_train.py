@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from cudnn_testing import cudnn_branch, lstm_layers
 from emokeras import data, export, models
 from emokeras.config import MultiViewConfig
 from run_testing import small_config
@@ -29,11 +30,26 @@ def ua_from_confusion(matrix):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, demo_data):
-    """One small H-MM-4 run: (config, results, printed output)."""
+def gpu_run(tmp_path_factory, demo_data):
+    """One small H-MM-4 run on the path a GPU takes (tests/cudnn_testing.py): (config, results, cuDNN branch)."""
     tmp_path = tmp_path_factory.mktemp("train")
     config = small_config(tmp_path, demo_data, model="H-MM-4", epochs=3)
-    return config, run(config)
+    with cudnn_branch() as branch:
+        results = run(config)
+    return config, results, branch
+
+
+@pytest.fixture(scope="module")
+def trained(gpu_run):
+    """The small H-MM-4 run: (config, results)."""
+    return gpu_run[:2]
+
+
+def test_a_training_run_passes_every_lstm_a_mask_cudnn_accepts(gpu_run):
+    """fit, the validation figures and the test evaluation, on the demo corpus's real silences."""
+    config, _, branch = gpu_run
+    assert len(branch.layers()) == len(lstm_layers(build_compiled_model(config, config.data)))
+    assert not branch.unmasked()
 
 
 def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys):

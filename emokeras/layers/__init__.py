@@ -5,7 +5,7 @@ from emokeras.layers.context_attention import ContextAttention
 from emokeras.layers.gated_multimodal_unit import GatedMultimodalUnit
 from emokeras.layers.length_mask import LengthMask
 from emokeras.layers.masked_average_pooling import MaskedAveragePooling
-from emokeras.layers.speaker_frame_mask import SpeakerFrameMask
+from emokeras.layers.speaker_frame_compaction import SpeakerFrameCompaction
 
 __all__ = ["AcousticWordPooling", "ContextAttention", "GatedMultimodalUnit", "LengthMask", "MaskedAveragePooling",
-           "SpeakerFrameMask"]
+           "SpeakerFrameCompaction"]

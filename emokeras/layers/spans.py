@@ -1,4 +1,4 @@
-"""Word spans as the layers read them: one definition of how a span is clipped."""
+"""Word spans as the layers read them: how a span is clipped, and which frames the spans cover."""
 
 import tensorflow as tf
 
@@ -13,3 +13,20 @@ def clipped_spans(spans, num_frames):
     ends = tf.clip_by_value(spans[..., 1], 0, num_frames)
     starts = tf.clip_by_value(spans[..., 0], 0, ends)
     return starts, ends
+
+
+def covered_frames(spans, batch, num_frames, frames_mask=None):
+    """Bool `[batch, num_frames]`: the frame lies inside some word span (and inside `frames_mask`, if given).
+
+    Without a `[words, frames]` matrix: each span adds +1 at its start and −1
+    at its end, and a frame is covered where the running sum is positive
+    (overlapping spans are fine).
+    """
+    starts, ends = clipped_spans(spans, num_frames)
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(starts))
+    # Edges live in [batch, frames + 1] so a span ending at the last frame has somewhere to put its -1.
+    indices = tf.concat([tf.stack([rows, starts], -1), tf.stack([rows, ends], -1)], axis=1)
+    signs = tf.concat([tf.ones_like(starts), -tf.ones_like(ends)], axis=1)
+    edges = tf.scatter_nd(tf.reshape(indices, [-1, 2]), tf.reshape(signs, [-1]), [batch, num_frames + 1])
+    covered = tf.cumsum(edges, axis=1)[:, :-1] > 0
+    return covered if frames_mask is None else tf.logical_and(covered, tf.cast(frames_mask, tf.bool))

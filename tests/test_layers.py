@@ -2,16 +2,16 @@
 
 import keras
 import numpy as np
-import pytest
 
-from emokeras.layers import AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask, MaskedAveragePooling
-from layer_testing import check_layer
+from emokeras.layers import (AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask,
+                             MaskedAveragePooling, SpeakerFrameCompaction)
+from layer_testing import run_layer_test
 
 rng = np.random.default_rng(0)
 
 
 def test_masked_average_pooling_layer(tmp_path):
-    check_layer(MaskedAveragePooling, rng.standard_normal((3, 5, 4)).astype("float32"), tmp_path)
+    run_layer_test(MaskedAveragePooling, {}, rng.standard_normal((3, 5, 4)).astype("float32"), (3, 4), tmp_path)
 
 
 def test_masked_average_pooling_maths_and_padding():
@@ -29,8 +29,10 @@ def test_masked_average_pooling_maths_and_padding():
 
 
 def test_context_attention_layer(tmp_path):
-    check_layer(lambda: ContextAttention(6, kernel_regularizer="l2"), rng.standard_normal((3, 5, 4)).astype("float32"),
-                tmp_path)
+    # W and b of the projection, v of the score.
+    run_layer_test(ContextAttention, {"units": 6, "kernel_regularizer": "l2"},
+                   rng.standard_normal((3, 5, 4)).astype("float32"), [(3, 4), (3, 5)], tmp_path,
+                   expected_num_trainable_weights=3)
 
 
 def test_context_attention_maths_masks_and_padding():
@@ -61,7 +63,9 @@ def test_context_attention_maths_masks_and_padding():
 def test_gated_multimodal_unit_layer(tmp_path):
     acoustic = rng.standard_normal((4, 3, 5)).astype("float32")
     lexical = rng.standard_normal((4, 3, 7)).astype("float32")
-    check_layer(lambda: GatedMultimodalUnit(6), [acoustic, lexical], tmp_path)
+    # Three projections (kernel, bias) and two batch norms (γ, β trainable; moving mean and variance not).
+    run_layer_test(GatedMultimodalUnit, {"units": 6}, [acoustic, lexical], [(4, 3, 6), (4, 3, 6)], tmp_path,
+                   expected_num_trainable_weights=10, expected_num_non_trainable_weights=4)
 
 
 def test_gated_multimodal_unit_maths_in_inference():
@@ -101,7 +105,7 @@ def test_gated_multimodal_unit_batch_statistics_ignore_padding():
 def test_acoustic_word_pooling_layer(tmp_path):
     frames = rng.standard_normal((2, 10, 4)).astype("float32")
     spans = np.array([[[0, 3], [3, 7], [8, 10]], [[1, 2], [2, 9], [0, 0]]], "int32")
-    check_layer(AcousticWordPooling, [frames, spans], tmp_path)
+    run_layer_test(AcousticWordPooling, {}, [frames, spans], (2, 3, 4), tmp_path)
 
 
 def test_acoustic_word_pooling_maths_masks_and_padding():
@@ -125,13 +129,67 @@ def test_acoustic_word_pooling_maths_masks_and_padding():
                                rtol=1e-6)
 
 
-@pytest.mark.parametrize("layer", [MaskedAveragePooling(), ContextAttention(3), GatedMultimodalUnit(3),
-                                   AcousticWordPooling()])
-def test_layers_are_registered_under_emokeras(layer):
-    assert keras.saving.get_registered_name(type(layer)) == f"emokeras>{type(layer).__name__}"
-
-
 def test_length_mask_layer(tmp_path):
-    check_layer(LengthMask, [rng.standard_normal((3, 5, 4)).astype("float32"), np.array([5, 2, 0], "int32")],
-                tmp_path)
+    run_layer_test(LengthMask, {}, [rng.standard_normal((3, 5, 4)).astype("float32"), np.array([5, 2, 0], "int32")],
+                   (3, 5, 4), tmp_path)
 
+
+
+def test_speaker_frame_compaction_layer(tmp_path):
+    frames = rng.standard_normal((2, 10, 4)).astype("float32")
+    spans = np.array([[[0, 3], [5, 7], [0, 0]], [[2, 4], [4, 9], [0, 0]]], "int32")
+    run_layer_test(SpeakerFrameCompaction, {}, [frames, np.array([10, 8], "int32"), spans],
+                   [(2, None, 4), (2,), (2, 3, 2)], tmp_path)
+
+
+def test_speaker_frame_compaction_by_hand():
+    frames = np.arange(18, dtype="float32").reshape(3, 6, 1)  # row b, frame t holds 6b + t
+    lengths = np.array([3, 6, 6], "int32")
+    # Row 0: overlapping spans, one past its length (3 frames); row 1: a span ending at the last frame and one
+    # running past the frames; row 2: padding words only.
+    spans = np.array([[[1, 3], [2, 4], [0, 0]], [[4, 6], [5, 9], [0, 0]], [[0, 0], [0, 0], [0, 0]]], "int32")
+    speaker_frames, counts, remapped = (keras.ops.convert_to_numpy(t)
+                                        for t in SpeakerFrameCompaction()([frames, lengths, spans]))
+    np.testing.assert_array_equal(speaker_frames[..., 0], [[1, 2], [10, 11], [0, 0]])
+    np.testing.assert_array_equal(counts, [2, 2, 0])
+    np.testing.assert_array_equal(remapped, [[[0, 2], [1, 2], [0, 0]], [[0, 2], [1, 2], [0, 0]],
+                                             [[0, 0], [0, 0], [0, 0]]])
+
+
+def compaction_loop(frames, lengths, spans):
+    """The speaker frames of each row in order, and each span's frames on that axis, by plain loops."""
+    rows, remapped = [], np.zeros_like(spans)
+    for b in range(len(frames)):
+        covered = np.zeros(frames.shape[1], bool)
+        for start, end in spans[b]:
+            covered[max(start, 0):min(end, lengths[b])] = True
+        kept = np.flatnonzero(covered)
+        rows.append(frames[b, kept])
+        for w, (start, end) in enumerate(spans[b]):
+            inside = [np.searchsorted(kept, t) for t in range(start, min(end, lengths[b])) if covered[t]]
+            remapped[b, w] = (inside[0], inside[-1] + 1) if inside else (0, 0)
+    return rows, remapped
+
+
+def test_speaker_frame_compaction_against_a_loop():
+    frames = rng.standard_normal((6, 40, 3)).astype("float32")
+    lengths = np.array([40, 33, 17, 40, 5, 26], "int32")
+    spans = np.zeros((6, 5, 2), "int32")
+    for b in range(6):
+        starts = np.sort(rng.choice(np.arange(lengths[b]), size=min(4, lengths[b] - 1), replace=False))
+        for w, start in enumerate(starts[: rng.integers(1, 5)]):
+            spans[b, w] = (start, start + rng.integers(1, 6))  # some overlap, some run past the length
+    speaker_frames, counts, remapped = (keras.ops.convert_to_numpy(t)
+                                        for t in SpeakerFrameCompaction()([frames, lengths, spans]))
+    rows, want_spans = compaction_loop(frames, lengths, spans)
+    assert speaker_frames.shape[1] == max(len(row) for row in rows)
+    np.testing.assert_array_equal(counts, [len(row) for row in rows])
+    for b, row in enumerate(rows):
+        np.testing.assert_array_equal(speaker_frames[b, : len(row)], row)
+        np.testing.assert_array_equal(speaker_frames[b, len(row):], 0.0)
+        # A span keeps its frames: pooling a span on either axis reads the same frames.
+        for w, (start, end) in enumerate(remapped[b]):
+            if end > start:
+                original = [t for t in range(spans[b, w, 0], min(spans[b, w, 1], lengths[b]))]
+                np.testing.assert_array_equal(speaker_frames[b, start:end], frames[b, original])
+    np.testing.assert_array_equal(remapped, want_spans)

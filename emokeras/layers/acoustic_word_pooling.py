@@ -50,10 +50,11 @@ class AcousticWordPooling(keras.layers.Layer):
         starts, ends = clipped_spans(spans, num_frames)
         offsets = tf.range(batch)[:, None] * num_frames  # row b's frames start at b * frames
         frame_indices = tf.ragged.range(tf.reshape(starts + offsets, [-1]), tf.reshape(ends + offsets, [-1]))
-        gathered = tf.gather(tf.reshape(frames, [-1, features]), frame_indices.flat_values)
+        # Summed in float32 whatever the policy: a word spans up to hundreds of frames.
+        gathered = tf.gather(tf.reshape(tf.cast(frames, tf.float32), [-1, features]), frame_indices.flat_values)
         sums = tf.math.unsorted_segment_sum(gathered, frame_indices.value_rowids(), batch * num_words)
-        counts = tf.cast(tf.maximum(frame_indices.row_lengths(), 1), frames.dtype)[:, None]
-        return tf.reshape(sums / counts, [batch, num_words, features])
+        counts = tf.cast(tf.maximum(frame_indices.row_lengths(), 1), tf.float32)[:, None]
+        return tf.cast(tf.reshape(sums / counts, [batch, num_words, features]), frames.dtype)
 
     def compute_mask(self, inputs, mask=None):
         spans = inputs[1]

@@ -37,22 +37,23 @@ class ContextAttention(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
+        # Sub-layers follow this layer's dtype policy (mixed precision included).
         self.projection = keras.layers.Dense(self.units, activation="tanh", name="projection",
-                                             kernel_regularizer=self.kernel_regularizer)
+                                             kernel_regularizer=self.kernel_regularizer, dtype=self.dtype_policy)
         self.projection.build(input_shape)
-        self.score = keras.layers.Dense(1, use_bias=False, name="score", kernel_regularizer=self.kernel_regularizer)
+        self.score = keras.layers.Dense(1, use_bias=False, name="score", kernel_regularizer=self.kernel_regularizer,
+                                        dtype=self.dtype_policy)
         self.score.build((*input_shape[:-1], self.units))
 
     def call(self, inputs, mask=None):
-        scores = ops.squeeze(self.score(self.projection(inputs)), -1)  # e: [B, T]
-        if mask is None:
-            weights = ops.softmax(scores, axis=-1)
-        else:
-            valid = ops.cast(mask, scores.dtype)
-            # Shift by the largest unmasked score so exp() cannot overflow, then zero masked steps.
-            largest = ops.max(ops.where(mask, scores, ops.full_like(scores, -1e9)), axis=-1, keepdims=True)
-            exponentials = ops.exp(ops.minimum(scores - largest, 0.0)) * valid
-            weights = exponentials / ops.maximum(ops.sum(exponentials, axis=-1, keepdims=True), 1e-12)
+        # The softmax runs in float32 whatever the policy: the masked fill of -1e9 and exp() overflow float16.
+        scores = ops.cast(ops.squeeze(self.score(self.projection(inputs)), -1), "float32")  # e: [B, T]
+        valid = ops.ones_like(scores, dtype="bool") if mask is None else ops.cast(mask, "bool")
+        # Shift by the largest unmasked score so exp() cannot overflow, then zero masked steps.
+        largest = ops.max(ops.where(valid, scores, ops.full_like(scores, -1e9)), axis=-1, keepdims=True)
+        exponentials = ops.exp(ops.minimum(scores - largest, 0.0)) * ops.cast(valid, "float32")
+        weights = exponentials / ops.maximum(ops.sum(exponentials, axis=-1, keepdims=True), 1e-12)
+        weights = ops.cast(weights, inputs.dtype)
         context = ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
         return context, weights
 

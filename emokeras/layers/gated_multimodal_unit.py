@@ -72,19 +72,18 @@ class GatedMultimodalUnit(keras.layers.Layer):
 
     def build(self, input_shape):
         acoustic_shape, lexical_shape = input_shape
-        regulariser = self.kernel_regularizer
-        self.acoustic_projection = keras.layers.Dense(self.units, name="acoustic_projection",
-                                                      kernel_regularizer=regulariser)
+        # Sub-layers follow this layer's dtype policy; batch norm takes its statistics in float32 under any.
+        common = dict(kernel_regularizer=self.kernel_regularizer, dtype=self.dtype_policy)
+        self.acoustic_projection = keras.layers.Dense(self.units, name="acoustic_projection", **common)
         self.acoustic_projection.build(acoustic_shape)
-        self.lexical_projection = keras.layers.Dense(self.units, name="lexical_projection",
-                                                     kernel_regularizer=regulariser)
+        self.lexical_projection = keras.layers.Dense(self.units, name="lexical_projection", **common)
         self.lexical_projection.build(lexical_shape)
         projected = (*acoustic_shape[:-1], self.units)
-        self.acoustic_norm = _MaskedSynchronizedBatchNormalization(name="acoustic_norm")
+        self.acoustic_norm = _MaskedSynchronizedBatchNormalization(name="acoustic_norm", dtype=self.dtype_policy)
         self.acoustic_norm.build(projected)
-        self.lexical_norm = _MaskedSynchronizedBatchNormalization(name="lexical_norm")
+        self.lexical_norm = _MaskedSynchronizedBatchNormalization(name="lexical_norm", dtype=self.dtype_policy)
         self.lexical_norm.build(projected)
-        self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", kernel_regularizer=regulariser)
+        self.gate = keras.layers.Dense(self.units, activation="sigmoid", name="gate", **common)
         self.gate.build((*acoustic_shape[:-1], acoustic_shape[-1] + lexical_shape[-1]))
 
     @staticmethod

@@ -29,11 +29,11 @@ class MaskedAveragePooling(keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, mask=None):
-        if mask is None:
-            return ops.mean(inputs, axis=1)
-        weights = ops.expand_dims(ops.cast(mask, inputs.dtype), -1)
-        total = ops.sum(inputs * weights, axis=1)
-        return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
+        # Averaged in float32 whatever the policy: an utterance has up to 700 frames.
+        values = ops.cast(inputs, "float32")
+        weights = ops.ones_like(values[..., :1]) if mask is None else ops.expand_dims(ops.cast(mask, "float32"), -1)
+        total = ops.sum(values * weights, axis=1)
+        return ops.cast(total / ops.maximum(ops.sum(weights, axis=1), 1.0), inputs.dtype)
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -1,20 +1,107 @@
-"""Starting emokeras' absl commands the same way."""
+"""How emokeras' commands start and end: absl flags made from the configuration dataclasses, quiet logs, and one
+place that turns a user's error into one line and an exit status.
+
+A command module is a thin shell: it defines its flags here (`define_flags`), builds its configuration from them
+(`config_from_flags`), calls the library, and lets `run_command` report what went wrong.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+
+from absl import flags
+
+from emokeras import config as configuration
+
+logger = logging.getLogger("emokeras")
+# Flags defined here belong to the command that asked for them, so its --help lists them.
+flags.disclaim_key_flags()
+
+# A user's error (bad input, a refused run, a missing file) is one line and exit status 1, not a traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
 
 
-def run_command(main, define_flags) -> None:
-    """Defines the command's flags and runs `main` under absl.
+def define_flags(config_class, exclude=(), defaults=None, flag_values=flags.FLAGS) -> None:
+    """Defines one absl flag per setting of `config_class` (`emokeras.config.settings`), its help the field's.
 
-    TensorFlow's C++ INFO lines and absl's INFO logging are turned off first:
-    they would drown the command's own report.
+    Args:
+      exclude: flag names to leave out (a command that sets them itself).
+      defaults: flag names to other defaults, for this command only.
+      flag_values: where to define them (absl's global flags by default).
+    """
+    defaults = defaults or {}
+    common = dict(flag_values=flag_values)
+    for item in configuration.settings(config_class, tuple(exclude)):
+        default = defaults.get(item.name, item.default)
+        kind = item.base_type
+        if item.choices is not None and kind is str:
+            choices = [*item.choices, *([configuration.NONE] if item.optional else [])]
+            flags.DEFINE_enum(item.name, configuration.NONE if default is None else default, choices, item.help,
+                              **common)
+        elif kind is bool:
+            flags.DEFINE_boolean(item.name, default, item.help, **common)
+        elif kind is int:
+            flags.DEFINE_integer(item.name, default, item.help, lower_bound=item.lower, upper_bound=item.upper,
+                                 **common)
+        elif kind is float:
+            flags.DEFINE_float(item.name, default, item.help, lower_bound=item.lower, upper_bound=item.upper,
+                               **common)
+        elif kind is tuple:
+            flags.DEFINE_list(item.name, [str(value) for value in default], item.help + " (comma-separated)",
+                              **common)
+        else:
+            flags.DEFINE_string(item.name, default, item.help, **common)
+
+
+def config_from_flags(config_class, values=flags.FLAGS, exclude=(), **fields):
+    """The `config_class` that the parsed flags describe; `fields` set top-level fields the flags do not.
+
+    Raises:
+      ValueError: a value the setting does not allow, naming the flag.
+    """
+    parsed = {}
+    for item in configuration.settings(config_class, tuple(exclude)):
+        value = getattr(values, item.name)
+        if item.optional and value == configuration.NONE:
+            value = None
+        elif item.base_type is tuple:
+            try:
+                value = tuple(item.item_type(part) for part in value)
+            except ValueError:
+                raise ValueError(f"--{item.name} takes comma-separated {item.item_type.__name__}s, got "
+                                 f"{','.join(value)!r}") from None
+        parsed[item.name] = value
+    return configuration.from_flat(config_class, parsed, **fields)
+
+
+def run_command(main, define_command_flags) -> None:
+    """Defines the command's flags and runs `main(argv)` under absl.
+
+    TensorFlow's C++ INFO lines and absl's INFO logging are turned off first: they would drown the command's own
+    report. A user's error (`USER_ERRORS`) is logged as one line naming the problem, and the exit status is 1;
+    `main` returns its own status otherwise (None is 0).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from absl import app
     from absl import logging as absl_logging
 
-    define_flags()
+    def guarded(argv):
+        try:
+            return main(argv)
+        except USER_ERRORS as error:
+            logger.error("%s", error)
+            sys.exit(1)
+
+    define_command_flags()
     absl_logging.set_verbosity(absl_logging.WARNING)
-    app.run(main)
+    app.run(guarded)
+
+
+def no_arguments(argv) -> None:
+    """Refuses positional arguments (commands that take flags only)."""
+    from absl import app
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

@@ -1,64 +1,127 @@
-"""Configuration as typed dataclasses holding the paper's defaults (no TensorFlow import here).
+"""Every setting, defined once: typed dataclasses holding the paper's defaults, with each field's help text, its
+command-line flag and its allowed values beside it (no TensorFlow here).
 
-Each run writes its resolved configuration (`dataclasses.asdict`) into its folder.
+`emokeras.cli` makes the absl flags from these fields; `flat`, `from_flat` and `command_line` go between a
+configuration and its flags; `identity_differences` says how a run's recorded configuration differs from another
+in what shapes a result. Each run writes its resolved configuration (`dataclasses.asdict`) into its folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import typing
+
+from emokeras.specs import ACOUSTIC_ONLY, MODEL_NAMES
+
+NUM_FOLDS = 10
+MULTIVIEW_MODES = ("joint", "frozen", "teacher")
+NEGATIVE_RULES = ("random", "similar")
+# The multi-view settings each mode's loss and views use (Eq. 3-5), besides the student.
+MODE_SETTINGS = {"joint": ("view", "beta_a", "beta_m", "beta_decay", "margin", "negatives"),
+                 "frozen": ("teacher", "beta_a", "beta_decay", "margin", "negatives"),
+                 "teacher": ("teacher", "margin", "negatives")}
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+NONE = "none"  # how a flag spells an optional choice left unset
+
+
+def setting(default, help: str, *, flag: str | None = None, choices=None, lower=None, upper=None,
+            identity: bool = True, exposed: bool = True):
+    """A dataclass field that is also a setting.
+
+    Args:
+      default: the paper's value (a tuple for several).
+      help: the flag's help text.
+      flag: the flag's name when it is not the field's.
+      choices: the allowed values (an optional field also takes "none").
+      lower, upper: bounds of a number.
+      identity: whether the value shapes a run's result (its identity), as opposed to where outputs go.
+      exposed: whether it is a command-line flag.
+    """
+    return dataclasses.field(default=default, metadata=dict(help=help, flag=flag, choices=choices, lower=lower,
+                                                            upper=upper, identity=identity, exposed=exposed))
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One flag: its name, where it lives in the configuration, its type and the field's metadata."""
+
+    name: str
+    path: tuple[str, ...]
+    type: typing.Any
+    default: typing.Any
+    help: str
+    choices: tuple | None
+    lower: typing.Any
+    upper: typing.Any
+    identity: bool
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in typing.get_args(self.type)
+
+    @property
+    def base_type(self):
+        """`int`, `float`, `bool`, `str` or `tuple` (`tuple[int, ...]`), without the `| None`."""
+        args = [arg for arg in typing.get_args(self.type) if arg is not type(None)]
+        base = args[0] if self.optional else self.type
+        return typing.get_origin(base) or base
+
+    @property
+    def item_type(self):
+        """For a tuple setting, the type of its items."""
+        return typing.get_args(self.type)[0]
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """How the pipeline reads a prepared folder (`emokeras.data`): the paper's truncation, and batching."""
+
+    max_frames: int = setting(700, "Frames read per utterance (10 ms each; the paper: 700, 7 s).", lower=1)
+    max_words: int = setting(30, "Words read per utterance (the paper: 30).", lower=1)
+    bucket_boundaries: tuple[int, ...] = setting(
+        (100, 200, 300, 400, 500, 600), "Frame-length bucket edges: a batch holds utterances of one bucket, so "
+        "little padding is computed.")
+    shuffle_buffer: int = setting(4096, "Training utterances shuffled together (reshuffled every epoch).", lower=1)
 
 
 @dataclasses.dataclass
 class ModelConfig:
     """Model sizes; defaults are the paper's (§4.2, Appendix B).
 
-    Attributes:
-      hidden_units: output size of each BLSTM layer, both directions together
-        (each direction has half). The paper's "BLSTM layers of 256
-        dimensions" give "word representations ... with 256 dimensions"
-        (§4.2), so 256 is the concatenated size. The GMU and the attention
-        use the same size.
-      blstm_layers: BLSTM layers in each stack (the paper: two).
-      dropout: drop probability after each BLSTM layer and before the softmax
-        (the paper: 0.4-0.5).
-      l2: L2 coefficient on every kernel (the paper: 1e-5).
+    `hidden_units` is the output size of each BLSTM layer, both directions
+    together (each direction has half). The paper's "BLSTM layers of 256
+    dimensions" give "word representations ... with 256 dimensions" (§4.2),
+    so 256 is the concatenated size. The GMU and the attention use the same
+    size.
     """
 
-    hidden_units: int = 256
-    blstm_layers: int = 2
-    dropout: float = 0.5
-    l2: float = 1e-5
+    hidden_units: int = setting(256, "BLSTM output size (both directions), GMU and attention size.", lower=2)
+    blstm_layers: int = setting(2, "BLSTM layers in each stack (the paper: two).", lower=1)
+    dropout: float = setting(0.5, "Dropout after each BLSTM and before the softmax (the paper: 0.4-0.5).",
+                             lower=0.0, upper=1.0)
+    l2: float = setting(1e-5, "L2 coefficient on every kernel.", lower=0.0)
 
 
 @dataclasses.dataclass
 class MultiViewConfig:
-    """Multi-view learning (paper §3.4, Appendix B); `mode=None` trains one model alone.
+    """Multi-view learning (paper §3.4, Appendix B); `mode=None` trains one model alone."""
 
-    Attributes:
-      mode: "joint" (both views learn: Lc + βa·La + βm·Lm), "frozen" (a trained
-        second view, not updated: Lc + βa·La) or "teacher" (a trained teacher:
-        Lc + LKL); None for no multi-view learning.
-      student: the acoustic view (B-ACO-1 or B-ACO-1+attention).
-      view: joint mode's second view, built and trained alongside.
-      teacher: frozen and teacher modes: a finished run folder of the same
-        fold (e.g. runs/H-MM-4/fold-3), whose best weights are loaded; `{fold}`
-        in it stands for the run's fold (`teacher_dir`).
-      beta_a, beta_m: the cross-entropy weights (the paper's best: 1 and 0.3).
-      beta_decay: ρ of `β = β0 / (1 + ρ·epoch)`; 0 keeps β constant.
-      margin: the contrastive margin m (0.5).
-      negatives: "random" or "similar" (anger ↔ happiness, neutral ↔ sadness).
-    """
-
-    mode: str | None = None
-    student: str = "B-ACO-1"
-    view: str = "H-MM-4"
-    teacher: str | None = None
-    beta_a: float = 1.0
-    beta_m: float = 0.3
-    beta_decay: float = 0.0
-    margin: float = 0.5
-    negatives: str = "random"
+    mode: str | None = setting(
+        None, "Multi-view learning (paper §3.4): joint (both views learn: Lc + βa·La + βm·Lm), frozen (--teacher's "
+        "model fixed: Lc + βa·La), teacher (--teacher as teacher: Lc + LKL). Runs are named "
+        "<student>.<mode>.<second view>; only the student is exported.", flag="multiview", choices=MULTIVIEW_MODES)
+    student: str = setting("B-ACO-1", "The acoustic view.", choices=ACOUSTIC_ONLY)
+    view: str = setting("H-MM-4", "joint: the second view, trained alongside.", choices=MODEL_NAMES)
+    teacher: str | None = setting(None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3; "
+                                  "'{fold}' stands for the fold (runs/H-MM-4/fold-{fold}).")
+    beta_a: float = setting(1.0, "Weight of the acoustic view's cross-entropy (Eq. 3).", lower=0.0)
+    beta_m: float = setting(0.3, "joint: weight of the second view's cross-entropy (Eq. 4).", lower=0.0)
+    beta_decay: float = setting(0.0, "ρ of β = β0 / (1 + ρ·epoch); 0 keeps β constant.", lower=0.0)
+    margin: float = setting(0.5, "Contrastive margin m (Eq. 2).", lower=0.0)
+    negatives: str = setting("random", "Negative samples: any other class, or the acoustically similar one "
+                             "(anger <-> happiness, neutral <-> sadness).", choices=NEGATIVE_RULES)
 
     def teacher_dir(self, fold: int) -> str | None:
         """`teacher` for `fold`: a `{fold}` in it is replaced, so one flag serves every fold of a sweep."""
@@ -69,32 +132,29 @@ class MultiViewConfig:
 class TrainConfig:
     """One training run; the defaults are the paper's settings (Appendix B) on fold 3 of the demo corpus.
 
-    Attributes:
-      model: a name from the paper's Table 2 (`emokeras.models.MODEL_NAMES`).
-      fold: 0..9, speaker-exclusive (DESIGN.md, Folds).
-      epochs, batch_size, learning_rate: Adam's schedule (30, 64, 1e-4).
-      clipnorm: the global gradient norm is clipped to this (5).
-      seed: weights, dropout and shuffling.
-      data: a prepared TFRecord folder; None prepares and uses the demo corpus.
-      output: runs go to `<output>/<model>/fold-<fold>/`.
-      saved_models: the best model is exported to `<saved_models>/<model>/fold-<fold>/`.
-      overwrite: retrain a run that already has results.
-      model_config: sizes and regularisation (`ModelConfig`).
-      multiview: multi-view learning; with a mode, `model` is ignored and the
-        run is named `<student>.<mode>.<second view>`.
+    With a multi-view mode, `model` is ignored and the run is named
+    `<student>.<mode>.<second view>`.
     """
 
-    model: str = "H-MM-4"
-    fold: int = 3
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 1e-4
-    clipnorm: float = 5.0
-    seed: int = 0
-    data: str | None = None
-    output: str = "runs"
-    saved_models: str = "saved_models"
-    overwrite: bool = False
+    model: str = setting("H-MM-4", "The model, by its name in the paper's Table 2.", choices=MODEL_NAMES)
+    fold: int = setting(3, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.", lower=0,
+                        upper=NUM_FOLDS - 1)
+    epochs: int = setting(30, "Training epochs.", lower=1)
+    batch_size: int = setting(64, "Utterances per (global) batch.", lower=1)
+    learning_rate: float = setting(1e-4, "Adam's learning rate.", lower=0.0)
+    clipnorm: float = setting(5.0, "Clip the global gradient norm to this.", lower=0.0)
+    seed: int = setting(0, "Seed for weights, dropout, shuffling and negatives.")
+    mixed_precision: str | None = setting(
+        None, "Compute in 16 bits, keep variables in float32: mixed_float16 for GPUs, mixed_bfloat16 for CPUs "
+        "and TPUs.", choices=MIXED_PRECISION_POLICIES)
+    data: str | None = setting(None, "A prepared TFRecord folder (tfrecords/<corpus>/<encoder>). Default: the demo "
+                               "corpus, prepared first if needed.")
+    output: str = setting("runs", "Runs go to <output>/<model>/fold-<k>/.", identity=False)
+    saved_models: str = setting("saved_models", "The best model is exported to <saved_models>/<model>/fold-<k>/.",
+                                identity=False)
+    overwrite: bool = setting(False, "Train again, replacing the run folder, even if it holds another "
+                              "configuration or finished results.", identity=False)
+    data_config: DataConfig = dataclasses.field(default_factory=DataConfig)
     model_config: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     multiview: MultiViewConfig = dataclasses.field(default_factory=MultiViewConfig)
 
@@ -112,16 +172,27 @@ class TrainConfig:
                              "such as runs/H-MM-4/fold-3")
         return f"{views.student}.{views.mode}.{second}"
 
+    def deployable(self) -> str:
+        """The model the run exports: `model`, or the multi-view student."""
+        return self.multiview.student if self.multiview.mode else self.model
+
+    def unused_settings(self) -> set[str]:
+        """The settings this run ignores: the multi-view ones without a mode, `model` and those its mode's loss
+        does not use with one. They are not part of the run's identity, its command line or its HParams."""
+        views = {"student", *{name for names in MODE_SETTINGS.values() for name in names}}
+        if self.multiview.mode is None:
+            return views
+        return {"model"} | views - {"student", *MODE_SETTINGS[self.multiview.mode]}
+
     def hyperparameters(self) -> dict:
-        """What shapes the result, flat, for TensorBoard's HParams dashboard: the model and its sizes,
-        the schedule, and with multi-view learning its settings (`multiview` is the mode)."""
-        values = {"model": self.model, "fold": self.fold, "epochs": self.epochs, "batch_size": self.batch_size,
-                  "learning_rate": self.learning_rate, "clipnorm": self.clipnorm, "seed": self.seed,
-                  **dataclasses.asdict(self.model_config)}
-        views = dataclasses.asdict(self.multiview)
-        values["multiview"] = views.pop("mode")
-        if values["multiview"] is not None:
-            values.update(views, model=self.multiview.student)
+        """What shapes the result, flat, for TensorBoard's HParams dashboard: every identity setting but the data
+        folder (None as "none", several values as one string)."""
+        values = {}
+        for item in settings(type(self)):
+            if item.identity and item.name != "data" and item.name not in self.unused_settings():
+                value = _get(self, item.path)
+                values[item.name] = (NONE if value is None else ",".join(map(str, value))
+                                     if isinstance(value, tuple) else value)
         return values
 
     def run_dir(self) -> str:
@@ -137,18 +208,116 @@ class TuneConfig:
 
     Only the settings the mode uses are searched: `joint` searches all four,
     `frozen` all but βm, `teacher` (Lc + LKL) the margin and the negatives.
-
-    Attributes:
-      tuner: "grid", "random" or "bayesian".
-      max_trials: trials to run in all (a resumed search counts those done).
-      directory: the tuner's state goes to `<directory>/<experiment>.fold-<k>/`.
-      beta_a, beta_m, margin, negatives: the values to choose from.
     """
 
-    tuner: str = "random"
-    max_trials: int = 10
-    directory: str = "tuning"
-    beta_a: tuple[float, ...] = (1.0, 1.2)
-    beta_m: tuple[float, ...] = (0.3, 0.5, 1.0)
-    margin: tuple[float, ...] = (0.3, 0.5, 0.7)
-    negatives: tuple[str, ...] = ("random", "similar")
+    tuner: str = setting("random", "Keras Tuner's search algorithm.", choices=("grid", "random", "bayesian"))
+    max_trials: int = setting(10, "Trials in all, counting those already done.", lower=1)
+    directory: str = setting("tuning", "The tuner's state: <tuning>/<experiment>.fold-<k>/.", flag="tuning")
+    beta_a: tuple[float, ...] = setting((1.0, 1.2), "βa values searched.", exposed=False)
+    beta_m: tuple[float, ...] = setting((0.3, 0.5, 1.0), "βm values searched.", exposed=False)
+    margin: tuple[float, ...] = setting((0.3, 0.5, 0.7), "Margins searched.", exposed=False)
+    negatives: tuple[str, ...] = setting(NEGATIVE_RULES, "Negative rules searched.", exposed=False)
+
+
+@functools.cache
+def settings(config_class, exclude: tuple[str, ...] = ()) -> tuple[Setting, ...]:
+    """The command-line settings of `config_class`, nested configurations flattened, in field order."""
+    found = []
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(config_class):
+        kind = hints[field.name]
+        if dataclasses.is_dataclass(kind):
+            found += [dataclasses.replace(item, path=(field.name, *item.path)) for item in settings(kind)]
+            continue
+        meta = field.metadata
+        if not meta.get("exposed", False):
+            continue
+        found.append(Setting(meta["flag"] or field.name, (field.name,), kind, field.default, meta["help"],
+                             meta["choices"], meta["lower"], meta["upper"], meta["identity"]))
+    names = [item.name for item in found]
+    duplicated = {name for name in names if names.count(name) > 1}
+    if duplicated:
+        raise TypeError(f"{config_class.__name__}: settings share flag names {sorted(duplicated)}")
+    return tuple(item for item in found if item.name not in exclude)
+
+
+def _unused(config) -> set[str]:
+    return config.unused_settings() if hasattr(config, "unused_settings") else set()
+
+
+def _get(config, path):
+    for name in path:
+        config = getattr(config, name)
+    return config
+
+
+def flat(config) -> dict:
+    """`{flag name: value}` for every setting of `config`."""
+    return {item.name: _get(config, item.path) for item in settings(type(config))}
+
+
+def from_flat(config_class, values: dict, **fields):
+    """The `config_class` whose settings take `values` (flag names; missing ones keep their defaults) and whose
+    top-level fields take `fields`.
+
+    Raises:
+      ValueError: a value outside a setting's choices or bounds, naming the flag.
+    """
+    nested: dict = {}
+    for item in settings(config_class):
+        if item.name not in values:
+            continue
+        value = check(item, values[item.name])
+        target = nested
+        for name in item.path[:-1]:
+            target = target.setdefault(name, {})
+        target[item.path[-1]] = value
+    hints = typing.get_type_hints(config_class)
+    arguments = {name: (hints[name](**value) if isinstance(value, dict) else value) for name, value in nested.items()}
+    return config_class(**{**arguments, **fields})
+
+
+def check(item: Setting, value):
+    """`value` if `item` allows it (tuples as tuples); else a ValueError naming the flag."""
+    if value is None:
+        if item.optional:
+            return None
+        raise ValueError(f"--{item.name} needs a value")
+    values = tuple(value) if item.base_type is tuple else (value,)
+    for one in values:
+        if item.choices is not None and one not in item.choices:
+            raise ValueError(f"--{item.name} must be one of {', '.join(map(str, item.choices))}, got {one!r}")
+        if (item.lower is not None and one < item.lower) or (item.upper is not None and one > item.upper):
+            raise ValueError(f"--{item.name} must lie in [{item.lower}, {item.upper}], got {one!r}")
+    return values if item.base_type is tuple else value
+
+
+def identity_differences(recorded: dict, config) -> list[str]:
+    """`"--name: recorded X, asked for Y"` for each identity setting on which `config` differs from a recorded
+    configuration (`dataclasses.asdict` of one, as a run's `config.json` holds it).
+
+    A setting the record lacks (written by an older emokeras) counts as its default.
+    """
+    differences = []
+    for item in settings(type(config)):
+        if not item.identity or item.name in _unused(config):
+            continue
+        old = recorded
+        for name in item.path:
+            old = old.get(name, item.default) if isinstance(old, dict) else item.default
+        old = tuple(old) if isinstance(old, list) else old
+        new = _get(config, item.path)
+        if old != new:
+            differences.append(f"--{item.name}: recorded {old!r}, asked for {new!r}")
+    return differences
+
+
+def command_line(config, command: str = "python -m emokeras.train", always=("fold",)) -> str:
+    """The command that gives `config`: `always` settings, then every setting off its default."""
+    words = [command]
+    for item in settings(type(config)):
+        value = _get(config, item.path)
+        if item.name in always or (value != item.default and item.name not in _unused(config)):
+            shown = NONE if value is None else ",".join(map(str, value)) if isinstance(value, tuple) else value
+            words.append(f"--{item.name} {shown}")
+    return " ".join(words)

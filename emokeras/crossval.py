@@ -20,17 +20,16 @@ import dataclasses
 import io
 import logging
 import os
-import sys
 
 from absl import flags
 import numpy as np
 
-from emokeras.config import TrainConfig
+from emokeras import cli
+from emokeras.config import NUM_FOLDS, TrainConfig
 
 logger = logging.getLogger(__name__)
 FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
-NUM_FOLDS = 10
 SUMMARY_CSV = "summary.csv"
 SUMMARY_MARKDOWN = "summary.md"
 # results.json's scores, as the summary's columns.
@@ -61,13 +60,9 @@ def parse_folds(text: str) -> tuple[int, ...]:
 
 def modality(config: TrainConfig) -> str:
     """What the deployed model reads, as the paper's tables say it."""
-    from emokeras import models
+    from emokeras.specs import model_spec
 
-    if config.multiview.mode is not None:
-        return "Acoustics"
-    if not models.reads_words(config.model):
-        return "Acoustics"
-    return "Lexical" if "frames" not in models.MODEL_INPUTS[config.model] else "Multimodal"
+    return "Acoustics" if config.multiview.mode is not None else model_spec(config.model).modality
 
 
 def summary_rows(fold_results: list[dict]) -> list[dict]:
@@ -130,29 +125,15 @@ def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS))) -> str:
 
 
 def main(argv):
-    from absl import app
-
-    from emokeras import train
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        folds = parse_folds(FLAGS.folds)
-        cross_validate(train.config_from_flags(FLAGS, folds[0]), folds)
-    except train.USER_ERRORS as error:
-        logger.error("%s", error)
-        sys.exit(1)
+    cli.no_arguments(argv)
+    folds = parse_folds(FLAGS.folds)
+    cross_validate(cli.config_from_flags(TrainConfig, exclude=("fold",), fold=folds[0]), folds)
 
 
 def define_flags():
-    from emokeras import train
-
-    train.define_flags(fold=False)
-    flags.adopt_module_key_flags(train)  # --help lists train's flags, which this command takes too
+    cli.define_flags(TrainConfig, exclude=("fold",))
     flags.DEFINE_string("folds", "all", "Comma-separated folds to run, e.g. 0,3,7; 'all' is 0..9.")
 
 
 if __name__ == "__main__":
-    from emokeras.cli import run_command
-
-    run_command(main, define_flags)
+    cli.run_command(main, define_flags)

@@ -1,4 +1,4 @@
-"""tf.data pipelines per fold and split (DESIGN.md, Folds), in three steps.
+"""tf.data pipelines per fold and split (ARCHITECTURE.md, Folds), in three steps.
 
 1. decode: parse a serialised example (`emokeras.tfrecords.decode_example`);
 2. parse: truncate to `max_frames` frames and `max_words` words (words that
@@ -8,23 +8,38 @@
 Only the training split is shuffled. Each element is `(inputs, label)` with
 `inputs` a dict: `frames [B, T, F]`, `num_frames [B]`, `word_vectors [B, W, D]`,
 `num_words [B]`, `word_spans [B, W, 2]` (padding rows are `[0, 0)`).
+
+Every utterance the models read has a frame and a word inside its kept frames:
+an LSTM given an empty row fails on a GPU (cuDNN), and a speaker-frame model
+has nothing to read. Preparation skips such utterances; the parse step stops
+with `UnreadableUtterance`, naming the utterance, if one gets through (a folder
+prepared by an older emokeras, or a smaller `max_frames`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
 
 from emokeras import tfrecords
+from emokeras.config import NUM_FOLDS, DataConfig
 
 SPLITS = ("train", "validation", "test")
-NUM_FOLDS = 10
-MAX_FRAMES = 700
-MAX_WORDS = 30
-BUCKET_BOUNDARIES = (100, 200, 300, 400, 500, 600)
+_UNREADABLE = "the models cannot read it"
+
+
+# What a user who trains on such an utterance can do.
+TRAINING_ADVICE = ("a folder prepared by an older emokeras can hold such utterances: prepare it again (--overwrite), "
+                   "which skips them; or read more frames (--max_frames)")
+
+
+class UnreadableUtterance(ValueError):
+    """An utterance with no frame, or no word inside the frames the models read; the message names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,27 +71,48 @@ class Fold:
         return {"train": None, "validation": self.validation_speaker, "test": self.test_speaker}[split]
 
 
-def parse_example(example: dict, max_frames: int = MAX_FRAMES, max_words: int = MAX_WORDS) -> dict:
-    """Truncates frames and words; returns the model's inputs plus the words, label and id."""
+def parse_example(example: dict, max_frames: int = DataConfig.max_frames,
+                  max_words: int = DataConfig.max_words) -> dict:
+    """Truncates frames and words; returns the model's inputs plus the words, label and id.
+
+    The returned tensors depend on an assertion that the utterance kept a frame and a word: evaluating them
+    fails (`reported_as_unreadable` turns that into `UnreadableUtterance`) for one that did not.
+    """
     frames = example["frames"][:max_frames]
     num_frames = tf.shape(frames)[0]
     spans = example["word_spans"]
     # Keep words that start inside the kept frames, at most max_words of them.
     keep = spans[:, 0] < num_frames
     spans = tf.boolean_mask(spans, keep)[:max_words]
-    vectors = tf.boolean_mask(example["word_vectors"], keep)[:max_words]
-    words = tf.boolean_mask(example["words"], keep)[:max_words]
-    spans = tf.minimum(spans, num_frames)
-    return {
-        "frames": frames,
-        "num_frames": num_frames,
-        "word_vectors": vectors,
-        "num_words": tf.shape(spans)[0],
-        "word_spans": spans,
-        "words": words,
-        "label": example["label"],
-        "utterance_id": example["utterance_id"],
-    }
+    num_words = tf.shape(spans)[0]
+    readable = tf.debugging.Assert(tf.logical_and(num_frames > 0, num_words > 0), [tf.strings.join([
+        example["utterance_id"], f": no word starts inside its first {max_frames} frames (or it has no frame), so ",
+        _UNREADABLE])])
+    with tf.control_dependencies([readable]):
+        return {
+            "frames": tf.identity(frames),
+            "num_frames": tf.identity(num_frames),
+            "word_vectors": tf.boolean_mask(example["word_vectors"], keep)[:max_words],
+            "num_words": tf.identity(num_words),
+            "word_spans": tf.minimum(spans, num_frames),
+            "words": tf.boolean_mask(example["words"], keep)[:max_words],
+            "label": example["label"],
+            "utterance_id": example["utterance_id"],
+        }
+
+
+@contextlib.contextmanager
+def reported_as_unreadable(advice: str | None = None):
+    """Within the block, the parse step's failed assertion is raised as `UnreadableUtterance`: its message, then
+    `advice` (what the caller's user can do about it)."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        # Graph mode prints the assertion's data in brackets, eager mode after "Summarized data: b'".
+        found = re.search(r"(?:\[|Summarized data: b')([^\[\]]*?" + _UNREADABLE + ")", error.message)
+        if found is None:
+            raise
+        raise UnreadableUtterance(found.group(1) + (f"; {advice}" if advice else "")) from None
 
 
 def _shard_paths(data_dir: str, sessions) -> list[str]:
@@ -88,11 +124,11 @@ def _shard_paths(data_dir: str, sessions) -> list[str]:
     return paths
 
 
-def parsed_split(data_dir: str, fold: int, split: str, max_frames: int = MAX_FRAMES,
-                 max_words: int = MAX_WORDS) -> tf.data.Dataset:
+def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig | None = None) -> tf.data.Dataset:
     """Steps 1-2 for one split: decoded, filtered to the split's speakers, truncated; unbatched."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    settings = data_config or DataConfig()
     manifest = tfrecords.read_manifest(data_dir)
     fold_ = Fold.of(fold)
     dataset = tf.data.TFRecordDataset(_shard_paths(data_dir, fold_.sessions(split)))
@@ -102,13 +138,12 @@ def parsed_split(data_dir: str, fold: int, split: str, max_frames: int = MAX_FRA
     speaker = fold_.speaker(split)
     if speaker is not None:
         dataset = dataset.filter(lambda example: tf.equal(example["speaker"], speaker))
-    return dataset.map(lambda example: parse_example(example, max_frames, max_words),
+    return dataset.map(lambda example: parse_example(example, settings.max_frames, settings.max_words),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, max_frames: int = MAX_FRAMES,
-                 max_words: int = MAX_WORDS, seed: int = 0, with_ids: bool = False,
-                 bucket_boundaries=BUCKET_BOUNDARIES) -> tf.data.Dataset:
+def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, seed: int = 0, with_ids: bool = False,
+                 data_config: DataConfig | None = None) -> tf.data.Dataset:
     """The batched `(inputs, label)` dataset of a fold's split.
 
     Args:
@@ -116,15 +151,14 @@ def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, max
       fold: 0..9 (see `Fold`).
       split: "train", "validation" or "test".
       batch_size: utterances per batch.
-      max_frames, max_words: truncation (the paper: 700 frames, 30 words).
       seed: the training split's shuffle seed (reshuffled every epoch).
       with_ids: also put `utterance_id` in `inputs` (for inspection, not models).
-      bucket_boundaries: frame-length bucket edges; batches hold utterances of
-        one bucket, so little padding is computed.
+      data_config: truncation, bucketing and shuffling (`DataConfig`: the paper's 700 frames and 30 words).
     """
-    dataset = parsed_split(data_dir, fold, split, max_frames, max_words).cache()
+    settings = data_config or DataConfig()
+    dataset = parsed_split(data_dir, fold, split, settings).cache()
     if split == "train":
-        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(settings.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
     def to_pair(example):
         inputs = {key: example[key] for key in ("frames", "num_frames", "word_vectors", "num_words", "word_spans")}
@@ -133,7 +167,7 @@ def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, max
         return inputs, example["label"]
 
     dataset = dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
-    boundaries = [b for b in bucket_boundaries if b < max_frames]
+    boundaries = [b for b in settings.bucket_boundaries if b < settings.max_frames]
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda inputs, label: inputs["num_frames"],
         bucket_boundaries=boundaries,
@@ -144,19 +178,23 @@ def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, max
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def frame_statistics(data_dir: str, fold: int, max_frames: int = MAX_FRAMES) -> tuple[np.ndarray, np.ndarray]:
+def frame_statistics(data_dir: str, fold: int, data_config: DataConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and variance over every frame the fold's training split feeds the model.
 
     For the model's `Normalization` layer: statistics come from the training
     split only, so validation and test speakers stay unseen.
+
+    Raises:
+      UnreadableUtterance: a training utterance the models cannot read.
     """
     total, total_squares, count = 0.0, 0.0, 0
-    dataset = parsed_split(data_dir, fold, "train", max_frames).map(lambda e: e["frames"])
-    for frames in dataset.as_numpy_iterator():
-        frames = frames.astype(np.float64)
-        total = total + frames.sum(axis=0)
-        total_squares = total_squares + np.square(frames).sum(axis=0)
-        count += frames.shape[0]
+    dataset = parsed_split(data_dir, fold, "train", data_config).map(lambda e: e["frames"])
+    with reported_as_unreadable(TRAINING_ADVICE):
+        for frames in dataset.as_numpy_iterator():
+            frames = frames.astype(np.float64)
+            total = total + frames.sum(axis=0)
+            total_squares = total_squares + np.square(frames).sum(axis=0)
+            count += frames.shape[0]
     if count == 0:
         raise ValueError(f"{data_dir}: fold {fold}'s training split has no frames")
     mean = total / count

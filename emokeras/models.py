@@ -1,17 +1,11 @@
-"""Every model of the paper's Table 2 (and the multi-view student), by its paper name.
+"""Every model of the paper's Table 2 (and the multi-view student), built from its spec (`emokeras.specs`).
 
 `build_model("H-MM-4", ModelConfig())` returns a Keras functional model on a
-dict of raw inputs (the keys of `MODEL_INPUTS[name]`, as `emokeras.data`
-yields them) and returning class probabilities `[batch, 4]`. Frames are
-z-normalised inside the model (DESIGN.md, Frames), so a saved model takes raw
-openSMILE frames.
-
-Layer names are a contract the rest of emokeras reads:
-  - `probabilities`: the softmax layer;
-  - `classifier_dropout`: its input is the utterance representation (the
-    hidden vector `h` that multi-view learning compares across views);
-  - `context_attention`, `gated_multimodal_unit`: their second outputs are
-    the attention weights and the GMU gate (`inspection_model`).
+dict of raw inputs (`model_spec(name).inputs`, as `emokeras.data` yields
+them) and returning class probabilities `[batch, 4]`. Frames are
+z-normalised inside the model (ARCHITECTURE.md, Frames), so a saved model
+takes raw openSMILE frames. Layer names follow the contract in
+`emokeras.specs` (`PROBABILITIES`, `CLASSIFIER_DROPOUT`, ...).
 """
 
 from __future__ import annotations
@@ -24,39 +18,10 @@ from emokeras.features.acoustic import NUM_FEATURES
 from emokeras.labels import NUM_CLASSES
 from emokeras.layers import (AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask,
                              MaskedAveragePooling, SpeakerFrameCompaction)
+from emokeras.specs import (CLASSIFIER_DROPOUT, CONTEXT_ATTENTION, GATED_MULTIMODAL_UNIT, MODEL_NAMES, PROBABILITIES,
+                            ModelSpec, model_spec)
 
-
-_FRAMES = ("frames", "num_frames")
-_WORDS = ("word_vectors", "num_words")
-_SPANS = ("word_spans",)
-
-# Each model's inputs, in the order the serving signature lists them.
-MODEL_INPUTS: dict[str, tuple[str, ...]] = {
-    "B-ACO-1": _FRAMES,
-    "B-ACO-2": _FRAMES + _SPANS,
-    "B-LEX": _WORDS,
-    "B-MM-1": _FRAMES + _WORDS,
-    "B-MM-2": _FRAMES + _WORDS + _SPANS,
-    "H-ACO-1": _FRAMES + _SPANS,
-    "H-MM-1": _FRAMES + _WORDS + _SPANS,
-    "H-MM-2": _FRAMES + _WORDS + _SPANS,
-    "H-MM-3": _FRAMES + _WORDS + _SPANS,
-    "H-MM-4": _FRAMES + _WORDS + _SPANS,
-    "B-ACO-1+attention": _FRAMES,
-}
-MODEL_NAMES = tuple(MODEL_INPUTS)
-
-
-def reads_words(name: str) -> bool:
-    """Whether the model needs a transcript (word vectors) at inference."""
-    return "word_vectors" in MODEL_INPUTS[check_name(name)]
-
-
-def check_name(name: str) -> str:
-    """`name` if it names a model; else a ValueError listing the names."""
-    if name not in MODEL_INPUTS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    return name
+__all__ = ["MODEL_NAMES", "build_model", "input_specs", "inspection_model", "representation_model", "select_inputs"]
 
 
 def input_specs(num_features: int = NUM_FEATURES, word_dimension: int = 256) -> dict[str, tuple[tuple, str]]:
@@ -89,11 +54,16 @@ class _Builder:
             x = keras.layers.Dropout(self.config.dropout, name=f"{prefix}_dropout_{index}")(x)
         return x
 
+    def normalized_frames(self):
+        """The frames z-normalised with the fold's training statistics (inside the model: exports take raw frames)."""
+        # In float32 under any policy: raw openSMILE values (pitch in Hz, energies) lose their digits in 16 bits.
+        return keras.layers.Normalization(axis=-1, mean=self.frame_mean, variance=self.frame_variance,
+                                          name="frame_normalization", dtype="float32")(self.inputs["frames"])
+
     def frame_outputs(self, speaker_frames_only: bool):
         """Frame-level BLSTM outputs over all frames (B-ACO-1), or over the speaker frames moved to the front
         of each row (B-ACO-2, H-*), with the word spans on that axis (else the input spans)."""
-        x = keras.layers.Normalization(axis=-1, mean=self.frame_mean, variance=self.frame_variance,
-                                       name="frame_normalization")(self.inputs["frames"])
+        x = self.normalized_frames()
         lengths, spans = self.inputs["num_frames"], self.inputs.get("word_spans")
         if speaker_frames_only:
             x, lengths, spans = SpeakerFrameCompaction(name="speaker_frame_compaction")([x, lengths, spans])
@@ -111,47 +81,41 @@ class _Builder:
         return AcousticWordPooling(name="acoustic_word_pooling")([outputs, spans])
 
     def classifier(self, representation):
-        x = keras.layers.Dropout(self.config.dropout, name="classifier_dropout")(representation)
+        x = keras.layers.Dropout(self.config.dropout, name=CLASSIFIER_DROPOUT)(representation)
+        # float32 under any policy: the softmax, the losses and the exported probabilities.
         return keras.layers.Dense(NUM_CLASSES, activation="softmax", kernel_regularizer=self.regularizer,
-                                  name="probabilities")(x)
+                                  name=PROBABILITIES, dtype="float32")(x)
 
     def attention(self, sequence):
         context, _ = ContextAttention(self.config.hidden_units, kernel_regularizer=self.regularizer,
-                                      name="context_attention")(sequence)
+                                      name=CONTEXT_ATTENTION)(sequence)
         return context
 
+    def summary(self, sequence, pooling: str, name: str):
+        """The utterance's vector from its last sequence: context attention, or the average over its steps."""
+        return self.attention(sequence) if pooling == "attention" else MaskedAveragePooling(name=name)(sequence)
 
-def _pool(sequence, name: str):
-    return MaskedAveragePooling(name=name)(sequence)
+    def fuse(self, acoustic, lexical, fusion: str):
+        if fusion == "gmu":
+            fused, _ = GatedMultimodalUnit(self.config.hidden_units, kernel_regularizer=self.regularizer,
+                                           name=GATED_MULTIMODAL_UNIT)([acoustic, lexical])
+            return fused
+        return keras.layers.Concatenate(name="modality_concatenation")([acoustic, lexical])
 
-
-def _baseline(builder: _Builder, name: str):
-    speaker_frames_only = name.endswith("-2")
-    if name.startswith("B-ACO-1+attention"):
-        return builder.attention(builder.frame_outputs(False)[0])
-    if name.startswith("B-ACO"):
-        return _pool(builder.frame_outputs(speaker_frames_only)[0], "acoustic_pooling")
-    if name == "B-LEX":
-        return _pool(builder.lexical_words(), "lexical_pooling")
-    acoustic = _pool(builder.frame_outputs(speaker_frames_only)[0], "acoustic_pooling")
-    lexical = _pool(builder.lexical_words(), "lexical_pooling")
-    return keras.layers.Concatenate(name="modality_concatenation")([acoustic, lexical])
-
-
-def _hierarchical(builder: _Builder, name: str):
-    acoustic_words = builder.acoustic_words()
-    if name == "H-ACO-1":
-        return _pool(acoustic_words, "word_pooling")
-    lexical_words = builder.lexical_words()
-    if name in ("H-MM-2", "H-MM-4"):
-        words, _ = GatedMultimodalUnit(builder.config.hidden_units, kernel_regularizer=builder.regularizer,
-                                       name="gated_multimodal_unit")([acoustic_words, lexical_words])
-    else:
-        words = keras.layers.Concatenate(name="modality_concatenation")([acoustic_words, lexical_words])
-    words = builder.blstm_stack(words, "multimodal")
-    if name in ("H-MM-3", "H-MM-4"):
-        return builder.attention(words)
-    return _pool(words, "word_pooling")
+    def representation(self, spec: ModelSpec):
+        """The utterance representation `h` of `spec`'s model (the classifier's input)."""
+        if spec.hierarchical:  # H-*: acoustic words, fused with lexical words and modelled per word (§3.2-3.3)
+            words = self.acoustic_words()
+            if spec.words:
+                words = self.blstm_stack(self.fuse(words, self.lexical_words(), spec.fusion), "multimodal")
+            return self.summary(words, spec.pooling, "word_pooling")
+        branches = []  # B-*: one vector per modality, concatenated (§4.2)
+        if spec.frames:
+            branches.append(self.summary(self.frame_outputs(spec.frames == "speaker")[0], spec.pooling,
+                                         "acoustic_pooling"))
+        if spec.words:
+            branches.append(self.summary(self.lexical_words(), "average", "lexical_pooling"))
+        return branches[0] if len(branches) == 1 else self.fuse(*branches, spec.fusion)
 
 
 def build_model(name: str, config: ModelConfig | None = None, *, num_features: int = NUM_FEATURES,
@@ -169,21 +133,20 @@ def build_model(name: str, config: ModelConfig | None = None, *, num_features: i
 
     Returns:
       An uncompiled `keras.Model` named `name`, from a dict of the inputs in
-      `MODEL_INPUTS[name]` to probabilities `[batch, 4]`.
+      `model_spec(name).inputs` to probabilities `[batch, 4]`.
     """
-    check_name(name)
+    spec = model_spec(name)
     config = config or ModelConfig()
     if config.hidden_units % 2:
         raise ValueError(f"hidden_units must be even (two BLSTM directions), got {config.hidden_units}")
     specs = input_specs(num_features, word_dimension)
-    inputs = {key: keras.Input(shape=specs[key][0], dtype=specs[key][1], name=key) for key in MODEL_INPUTS[name]}
+    inputs = {key: keras.Input(shape=specs[key][0], dtype=specs[key][1], name=key) for key in spec.inputs}
     frame_mean = np.zeros(num_features, "float32") if frame_mean is None else np.asarray(frame_mean, "float32")
     frame_variance = (np.ones(num_features, "float32") if frame_variance is None
                       else np.asarray(frame_variance, "float32"))
     builder = _Builder(config, inputs, frame_mean, frame_variance)
-    representation = _hierarchical(builder, name) if name.startswith("H-") else _baseline(builder, name)
     # TensorFlow name scopes do not allow "+".
-    return keras.Model(inputs, builder.classifier(representation), name=name.replace("+", "-"))
+    return keras.Model(inputs, builder.classifier(builder.representation(spec)), name=name.replace("+", "-"))
 
 
 def select_inputs(model: keras.Model, inputs: dict) -> dict:
@@ -197,13 +160,13 @@ def inspection_model(model: keras.Model) -> keras.Model:
     (the acoustic share `z` of Eq. 1; the paper's Figure 3)."""
     outputs = {"probabilities": model.output}
     names = {layer.name for layer in model.layers}
-    if "context_attention" in names:
-        outputs["attention_weights"] = model.get_layer("context_attention").output[1]
-    if "gated_multimodal_unit" in names:
-        outputs["modality_gate"] = model.get_layer("gated_multimodal_unit").output[1]
+    if CONTEXT_ATTENTION in names:
+        outputs["attention_weights"] = model.get_layer(CONTEXT_ATTENTION).output[1]
+    if GATED_MULTIMODAL_UNIT in names:
+        outputs["modality_gate"] = model.get_layer(GATED_MULTIMODAL_UNIT).output[1]
     return keras.Model(model.input, outputs, name=f"{model.name}-inspection")
 
 
 def representation_model(model: keras.Model) -> keras.Model:
     """The same weights, returning the utterance representation `h` (the classifier's input)."""
-    return keras.Model(model.input, model.get_layer("classifier_dropout").input, name=f"{model.name}-representation")
+    return keras.Model(model.input, model.get_layer(CLASSIFIER_DROPOUT).input, name=f"{model.name}-representation")

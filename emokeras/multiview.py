@@ -17,11 +17,13 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from emokeras.config import MULTIVIEW_MODES as MODES
+from emokeras.config import NEGATIVE_RULES
 from emokeras.labels import CLASS_NAMES, NUM_CLASSES
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.models import select_inputs
+from emokeras.specs import CLASSIFIER_DROPOUT
 
-NEGATIVE_RULES = ("random", "similar")
 # Acoustically similar classes (§3.4): high arousal (anger, happiness) and low arousal (neutral, sadness).
 SIMILAR_PAIRS = (("anger", "happiness"), ("neutral", "sadness"))
 _EPSILON = 1e-12
@@ -159,7 +161,6 @@ def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, se
     return tf.data.Dataset.zip(batch_seeds, dataset).map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-MODES = ("joint", "frozen", "teacher")
 
 
 def _split_inputs(inputs: dict) -> tuple[dict, dict, object]:
@@ -170,7 +171,7 @@ def _split_inputs(inputs: dict) -> tuple[dict, dict, object]:
 
 def _views_heads(view):
     """The view's utterance representation `h` and its probabilities, from one forward pass."""
-    return keras.Model(view.input, [view.get_layer("classifier_dropout").input, view.output],
+    return keras.Model(view.input, [view.get_layer(CLASSIFIER_DROPOUT).input, view.output],
                        name=f"{view.name}-heads")
 
 
@@ -244,6 +245,8 @@ class MultiViewModel(keras.Model):
         h_m_negative, _ = self.second_heads(select_inputs(self.second_view, negative), training=second_training)
         if self.mode != "joint":
             h_m, p_m, h_m_negative = (tf.stop_gradient(t) for t in (h_m, p_m, h_m_negative))
+        # The losses in float32 under any policy (the probabilities are float32 already).
+        h_a, h_a_negative, h_m, h_m_negative = (ops.cast(h, "float32") for h in (h_a, h_a_negative, h_m, h_m_negative))
         terms = {"contrastive": contrastive_per_sample(h_a, h_a_negative, h_m, h_m_negative, self.margin)
                  * tf.cast(has_negative, h_a.dtype)}
         if self.mode == "teacher":
@@ -267,8 +270,9 @@ class MultiViewModel(keras.Model):
             loss = tf.reduce_sum(total) / global_size
             if regularised:
                 loss += tf.add_n(regularised) / replicas
+            scaled = self.optimizer.scale_loss(loss)  # mixed_float16: the LossScaleOptimizer's scale
         variables = self.trainable_variables
-        gradients = tape.gradient(loss, variables)
+        gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
         self._update_metrics(terms, total, labels, p_a)
         return {metric.name: metric.result() for metric in self.metrics}

@@ -196,11 +196,15 @@ class Predictor:
             words, spans = ["<none>"], [(0, frames.shape[0])]
         dimension = self._encoder.dimension if self._encoder else 1
         vectors = self._encoder.encode([words])[0] if self._encoder else np.zeros((len(words), dimension), np.float32)
-        parsed = data.parse_example({
-            "frames": tf.constant(frames), "word_spans": tf.constant(np.asarray(spans, np.int32).reshape(-1, 2)),
-            "word_vectors": tf.constant(vectors), "words": tf.constant(words, tf.string),
-            "label": tf.constant(0, tf.int64),
-            "utterance_id": tf.constant(wav_path)})
+        try:
+            with data.reported_as_unreadable():
+                parsed = data.parse_example({
+                    "frames": tf.constant(frames),
+                    "word_spans": tf.constant(np.asarray(spans, np.int32).reshape(-1, 2)),
+                    "word_vectors": tf.constant(vectors), "words": tf.constant(words, tf.string),
+                    "label": tf.constant(0, tf.int64), "utterance_id": tf.constant(wav_path)})
+        except data.UnreadableUtterance as error:  # no word in the first 7 s
+            raise PredictionError(str(error)) from None
         inputs = {}
         for name, spec in self.metadata["inputs"].items():
             inputs[name] = tf.cast(parsed[name], spec["dtype"])[tf.newaxis]

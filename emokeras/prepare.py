@@ -19,6 +19,7 @@ import sys
 import time
 
 from absl import flags
+from emokeras.config import DataConfig
 from emokeras.corpus import demo, iemocap
 from emokeras.features.acoustic import FEATURE_SET, NUM_FEATURES, FeatureError, extract_frames_parallel
 from emokeras.labels import CLASS_NAMES
@@ -28,6 +29,10 @@ FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 # The standard 4-class IEMOCAP set (DESIGN.md, IEMOCAP quirks).
 IEMOCAP_STANDARD_COUNT = 5531
+# Every model reads the first DataConfig.max_frames frames: an utterance with no word there has no speaker frame
+# and no word to read, and an LSTM given an empty row fails on a GPU.
+MAX_FRAMES = DataConfig.max_frames
+NO_WORD_READ = f"no word in the first {MAX_FRAMES} frames"
 # An alignment may run past the last openSMILE frame by up to one analysis
 # window plus rounding (the last 60 ms window ends at the audio's end);
 # further than this, the alignment does not belong to the audio.
@@ -172,6 +177,12 @@ def prepare(config: PrepareConfig) -> str:
             except FeatureError as error:
                 logger.warning("skipped: %s (%s)", error, utterance.wav_path)
                 skipped["alignment past audio end"].append(utterance.utterance_id)
+                continue
+            first = min(start for start, _ in spans)
+            if first >= MAX_FRAMES:  # the models would read its frames but none of its words
+                logger.warning("skipped: %s: its first word starts at frame %d, after the %d frames the models read",
+                               utterance.utterance_id, first, MAX_FRAMES)
+                skipped[NO_WORD_READ].append(utterance.utterance_id)
                 continue
             kept.append((utterance, frames, words, spans))
         vectors = encoder.encode([words for _, _, words, _ in kept])

@@ -22,28 +22,36 @@ second view (`emokeras.multiview.MultiViewModel`); the run is named
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import sys
 import warnings
 
-from absl import flags
-from emokeras.config import ModelConfig, MultiViewConfig, TrainConfig
+from emokeras import cli
+from emokeras.config import ModelConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
-FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 RESULTS = "results.json"
 CONFIG = "config.json"
 FIGURE_UTTERANCES = 4  # validation utterances drawn as the paper's Figure 3 each epoch
 
 
-def deployable_name(config: TrainConfig) -> str:
-    """The model a run exports: `config.model`, or the multi-view student."""
-    return config.multiview.student if config.multiview.mode else config.model
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Within the block, new layers compute in `name` (a Keras mixed policy: variables stay float32), or in
+    float32 for None; the previous global policy comes back after."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def resolve_data(config: TrainConfig) -> str:
@@ -62,8 +70,9 @@ def make_datasets(data_dir: str, config: TrainConfig, input_names):
     def keep_inputs(inputs, label):
         return {name: inputs[name] for name in input_names}, label
 
-    return {split: data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size, seed=config.seed)
-            .map(keep_inputs) for split in data.SPLITS}
+    return {split: data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size, seed=config.seed,
+                                     data_config=config.data_config).map(keep_inputs)
+            for split in data.SPLITS}
 
 
 def _evaluate(model, dataset) -> dict:
@@ -88,7 +97,7 @@ def build_model_for(name: str, config: TrainConfig, data_dir: str, frame_statist
     from emokeras import data, models, tfrecords
 
     manifest = tfrecords.read_manifest(data_dir)
-    mean, variance = frame_statistics or data.frame_statistics(data_dir, config.fold)
+    mean, variance = frame_statistics or data.frame_statistics(data_dir, config.fold, config.data_config)
     return models.build_model(name, config.model_config, num_features=manifest["num_features"],
                               word_dimension=manifest["encoder_dimension"], frame_mean=mean, frame_variance=variance)
 
@@ -141,20 +150,20 @@ def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=N
 
     `frame_statistics`: the fold's `(mean, variance)` if the caller has them; computed otherwise.
     """
-    from emokeras import data, models
+    from emokeras import data
     from emokeras.multiview import MODES, MultiViewModel
+    from emokeras.specs import ACOUSTIC_ONLY, model_spec
 
     views = config.multiview
     if views.mode not in MODES:
         raise ValueError(f"--multiview must be one of {', '.join(MODES)}, got {views.mode!r}")
-    models.check_name(views.student)
-    if models.reads_words(views.student):
-        raise ValueError(f"the student {views.student} reads words; the acoustic view must need frames only "
-                         "(B-ACO-1 or B-ACO-1+attention)")
-    statistics = frame_statistics or data.frame_statistics(data_dir, config.fold)
+    if model_spec(views.student).needs_transcript:
+        raise ValueError(f"the student {views.student} needs a transcript; the acoustic view must need frames only "
+                         f"({' or '.join(ACOUSTIC_ONLY)})")
+    statistics = frame_statistics or data.frame_statistics(data_dir, config.fold, config.data_config)
     student = build_model_for(views.student, config, data_dir, statistics)
     if views.mode == "joint":
-        second = build_model_for(models.check_name(views.view), config, data_dir, statistics)
+        second = build_model_for(model_spec(views.view).name, config, data_dir, statistics)
     else:
         second = load_trained(views.teacher_dir(config.fold), data_dir, config.fold, statistics)
     model = MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
@@ -176,26 +185,6 @@ def multiview_datasets(model, config: TrainConfig, data_dir: str):
     return datasets, BetaSchedule(views.beta_a, views.beta_m, views.beta_decay)
 
 
-def command_line(config: TrainConfig) -> str:
-    """The `python -m emokeras.train` command that trains `config`: its fold, and every flag off its default."""
-    defaults, model_defaults, view_defaults = TrainConfig(), ModelConfig(), MultiViewConfig()
-    flags = [("fold", config.fold)]
-    if config.multiview.mode is None:
-        flags.append(("model", config.model))
-    else:
-        views = config.multiview
-        flags += [("multiview", views.mode), ("student", views.student)]
-        flags += [("view", views.view)] if views.mode == "joint" else [("teacher", views.teacher)]
-        flags += [(name, getattr(views, name)) for name in ("beta_a", "beta_m", "beta_decay", "margin", "negatives")
-                  if getattr(views, name) != getattr(view_defaults, name)]
-    flags += [(name, getattr(config.model_config, name)) for name in ("hidden_units", "dropout", "l2")
-              if getattr(config.model_config, name) != getattr(model_defaults, name)]
-    flags += [(name, getattr(config, name)) for name in ("epochs", "batch_size", "learning_rate", "clipnorm", "seed",
-                                                          "data", "output", "saved_models")
-              if getattr(config, name) != getattr(defaults, name)]
-    return "python -m emokeras.train " + " ".join(f"--{name} {value}" for name, value in flags)
-
-
 def summary_line(config: TrainConfig, results: dict) -> str:
     validation, test = results["validation"], results["test"]
     return (f"{config.experiment()} fold {config.fold}: validation UA {validation['unweighted_accuracy']:.4f} "
@@ -211,17 +200,12 @@ def run(config: TrainConfig, callbacks=()) -> dict:
       config: what to train.
       callbacks: extra Keras callbacks for `fit` (after emokeras' own).
     """
-    import keras
-    import tensorflow as tf
-
-    from emokeras import data, models
-    from emokeras.callbacks import (BestEpochCheckpoint, EpochSeconds, ValidationFigures,
-                                    write_hyperparameters)
-    from emokeras.export import export_saved_model
+    from emokeras import data
     from emokeras.files import write_json
+    from emokeras.specs import model_spec
 
     if config.multiview.mode is None:
-        models.check_name(config.model)
+        model_spec(config.model)
     run_dir = config.run_dir()
     results_path = os.path.join(run_dir, RESULTS)
     if os.path.isfile(results_path) and not config.overwrite:
@@ -233,9 +217,27 @@ def run(config: TrainConfig, callbacks=()) -> dict:
         shutil.rmtree(run_dir)
     data_dir = resolve_data(config)
     os.makedirs(run_dir, exist_ok=True)
+    with dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
+        results = _train_and_export(config, data_dir, run_dir, callbacks)
+    results["saved_model"] = config.export_dir()
+    write_json(results_path, results)
+    print(summary_line(config, results))
+    return results
+
+
+def _train_and_export(config: TrainConfig, data_dir: str, run_dir: str, callbacks) -> dict:
+    """`run`'s work once the run folder is ready: fit (resuming from `backup/`), evaluate the best epoch, export."""
+    import keras
+    import tensorflow as tf
+
+    from emokeras import data
+    from emokeras.callbacks import BestEpochCheckpoint, EpochSeconds, ValidationFigures, write_hyperparameters
+    from emokeras.export import export_saved_model
+    from emokeras.files import write_json
+    from emokeras.specs import model_spec
+
     backup_dir = os.path.join(run_dir, "backup")
     resuming = os.path.isdir(backup_dir)
-
     keras.utils.set_random_seed(config.seed)
     strategy = tf.distribute.MirroredStrategy()
     resolved = dataclasses.asdict(config)
@@ -256,8 +258,9 @@ def run(config: TrainConfig, callbacks=()) -> dict:
         datasets, schedule = multiview_datasets(model, config, data_dir)
         extra_callbacks = [schedule]
     # Figure 3 needs words: drawn for models that read them (the first few validation utterances).
-    figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation").take(FIGURE_UTTERANCES))
-                       if models.reads_words(deployable_name(config)) else [])
+    figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation", config.data_config)
+                            .take(FIGURE_UTTERANCES))
+                       if model_spec(config.deployable()).words else [])
     extra_callbacks.append(ValidationFigures(deployable, datasets["validation"], figure_examples,
                                              os.path.join(tensorboard_dir, "validation")))
     best = BestEpochCheckpoint(run_dir)
@@ -291,11 +294,9 @@ def run(config: TrainConfig, callbacks=()) -> dict:
     }
     # Multi-view learning exports the acoustic view alone: it needs no transcript.
     export_saved_model(deployable, config.export_dir(), {
-        "model": deployable_name(config), "experiment": config.experiment(),
-        "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch, **_preparation_facts(data_dir)})
-    results["saved_model"] = config.export_dir()
-    write_json(results_path, results)
-    print(summary_line(config, results))
+        "model": config.deployable(), "experiment": config.experiment(),
+        "fold": config.fold, "data": data_dir, "best_epoch": best.best_epoch,
+        "mixed_precision": config.mixed_precision, **_preparation_facts(data_dir)})
     return results
 
 
@@ -320,80 +321,14 @@ def _read_history(path: str) -> list[dict]:
                 for row in csv.DictReader(f)]
 
 
-def config_from_flags(values, fold: int) -> TrainConfig:
-    """The `TrainConfig` that `define_flags`' flags (parsed into `values`) describe, for `fold`."""
-    return TrainConfig(
-        model=values.model, fold=fold, epochs=values.epochs, batch_size=values.batch_size,
-        learning_rate=values.learning_rate, clipnorm=values.clipnorm, seed=values.seed, data=values.data,
-        output=values.output, saved_models=values.saved_models, overwrite=values.overwrite,
-        model_config=ModelConfig(hidden_units=values.hidden_units, dropout=values.dropout, l2=values.l2),
-        multiview=MultiViewConfig(
-            mode=None if values.multiview == "none" else values.multiview, student=values.student,
-            view=values.view, teacher=values.teacher, beta_a=values.beta_a, beta_m=values.beta_m,
-            beta_decay=values.beta_decay, margin=values.margin, negatives=values.negatives))
-
-
-# What a command line reports as a user error (exit 1, one line) rather than a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError)
-
-
 def main(argv):
-    from absl import app
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        run(config_from_flags(FLAGS, FLAGS.fold))
-    except USER_ERRORS as error:
-        logger.error("%s", error)
-        sys.exit(1)
+    cli.no_arguments(argv)
+    run(cli.config_from_flags(TrainConfig))
 
 
-def define_flags(fold: bool = True):
-    """Defines train's flags; `fold=False` leaves out `--fold` (for commands that run several folds)."""
-    from emokeras.models import MODEL_NAMES
-
-    defaults, model_defaults = TrainConfig(), ModelConfig()
-    flags.DEFINE_enum("model", defaults.model, list(MODEL_NAMES), "The model, by its name in the paper's Table 2.")
-    if fold:
-        flags.DEFINE_integer("fold", defaults.fold, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.",
-                             lower_bound=0, upper_bound=9)
-    flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", defaults.batch_size, "Utterances per (global) batch.", lower_bound=1)
-    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam's learning rate.")
-    flags.DEFINE_float("clipnorm", defaults.clipnorm, "Clip the global gradient norm to this.")
-    flags.DEFINE_integer("hidden_units", model_defaults.hidden_units,
-                         "BLSTM output size (both directions), GMU and attention size.", lower_bound=2)
-    flags.DEFINE_float("dropout", model_defaults.dropout, "Dropout after each BLSTM and before the softmax.")
-    flags.DEFINE_float("l2", model_defaults.l2, "L2 coefficient on every kernel.")
-    flags.DEFINE_string("data", None, "A prepared TFRecord folder (tfrecords/<corpus>/<encoder>). "
-                        "Default: the demo corpus, prepared first if needed.")
-    flags.DEFINE_integer("seed", defaults.seed, "Seed for weights, dropout and shuffling.")
-    flags.DEFINE_string("output", defaults.output, "Runs go to <output>/<model>/fold-<k>/.")
-    flags.DEFINE_string("saved_models", defaults.saved_models,
-                        "The best model is exported to <saved_models>/<model>/fold-<k>/.")
-    flags.DEFINE_boolean("overwrite", False, "Train again even if the run has results.")
-
-    views = MultiViewConfig()
-    flags.DEFINE_enum("multiview", "none", ["none", "joint", "frozen", "teacher"],
-                      "Multi-view learning (paper §3.4): joint (both views learn: Lc + βa·La + βm·Lm), frozen "
-                      "(--teacher's model fixed: Lc + βa·La), teacher (--teacher as teacher: Lc + LKL). "
-                      "Runs are named <student>.<mode>.<second view>; only the student is exported.")
-    flags.DEFINE_enum("student", views.student, ["B-ACO-1", "B-ACO-1+attention"], "The acoustic view.")
-    flags.DEFINE_enum("view", views.view, list(MODEL_NAMES), "joint: the second view, trained alongside.")
-    flags.DEFINE_string("teacher", None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3; "
-                        "'{fold}' stands for the fold (runs/H-MM-4/fold-{fold}).")
-    flags.DEFINE_float("beta_a", views.beta_a, "Weight of the acoustic view's cross-entropy (Eq. 3).")
-    flags.DEFINE_float("beta_m", views.beta_m, "joint: weight of the second view's cross-entropy (Eq. 4).")
-    flags.DEFINE_float("beta_decay", views.beta_decay, "ρ of β = β0 / (1 + ρ·epoch); 0 keeps β constant.")
-    flags.DEFINE_float("margin", views.margin, "Contrastive margin m (Eq. 2).")
-    flags.DEFINE_enum("negatives", views.negatives, ["random", "similar"],
-                      "Negative samples: any other class, or the acoustically similar one "
-                      "(anger <-> happiness, neutral <-> sadness).")
-    return flags.FLAGS
+def define_flags():
+    cli.define_flags(TrainConfig)
 
 
 if __name__ == "__main__":
-    from emokeras.cli import run_command
-
-    run_command(main, define_flags)
+    cli.run_command(main, define_flags)

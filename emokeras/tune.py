@@ -19,25 +19,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 
-from absl import flags
 import keras_tuner
 
-from emokeras.config import TrainConfig, TuneConfig
+from emokeras import cli
+from emokeras.config import MODE_SETTINGS, TrainConfig, TuneConfig, command_line
 
 logger = logging.getLogger(__name__)
-FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
 OBJECTIVE = "val_unweighted_accuracy"
-TUNERS = ("grid", "random", "bayesian")
+SEARCHED = ("beta_a", "beta_m", "margin", "negatives")  # the TuneConfig fields that hold values to search
 
 
 def searched(mode: str) -> tuple[str, ...]:
-    """The `MultiViewConfig` fields a mode's loss uses (Eq. 3-5)."""
-    return {"joint": ("beta_a", "beta_m", "margin", "negatives"),
-            "frozen": ("beta_a", "margin", "negatives"),
-            "teacher": ("margin", "negatives")}[mode]
+    """The searched `MultiViewConfig` fields that a mode's loss uses (Eq. 3-5)."""
+    return tuple(name for name in MODE_SETTINGS[mode] if name in SEARCHED)
 
 
 class MultiViewHyperModel(keras_tuner.HyperModel):
@@ -54,7 +50,7 @@ class MultiViewHyperModel(keras_tuner.HyperModel):
         from emokeras import data
 
         self.config, self.space, self.data_dir = config, space, data_dir
-        self._frame_statistics = data.frame_statistics(data_dir, config.fold)
+        self._frame_statistics = data.frame_statistics(data_dir, config.fold, config.data_config)
 
     def trial_config(self, hp) -> TrainConfig:
         """`config` with the trial's values (declaring them to `hp` on first use)."""
@@ -85,8 +81,6 @@ def make_tuner(config: TrainConfig, space: TuneConfig, data_dir: str):
     """The `space.tuner` tuner over `MultiViewHyperModel`, its state in `space.directory` (resumed if there)."""
     import tensorflow as tf
 
-    if space.tuner not in TUNERS:
-        raise ValueError(f"--tuner must be one of {', '.join(TUNERS)}, got {space.tuner!r}")
     kind = {"grid": keras_tuner.GridSearch, "random": keras_tuner.RandomSearch,
             "bayesian": keras_tuner.BayesianOptimization}[space.tuner]
     return kind(MultiViewHyperModel(config, space, data_dir),
@@ -99,20 +93,21 @@ def tune(config: TrainConfig, space: TuneConfig) -> tuple[dict, float, str]:
     """Runs (or resumes) the search; returns the best trial's values, its validation UA and its command line."""
     import warnings
 
-    from emokeras import train
+    from emokeras import data, train
 
     if config.multiview.mode is None:
         config = dataclasses.replace(config, multiview=dataclasses.replace(config.multiview, mode="joint"))
     config.experiment()  # a frozen or teacher run without --teacher fails here, before any work
     data_dir = train.resolve_data(config)
     config = dataclasses.replace(config, data=data_dir)
-    tuner = make_tuner(config, space, data_dir)
     warnings.filterwarnings("ignore", message="Your input ran out of data")
-    tuner.search()
+    with train.dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
+        tuner = make_tuner(config, space, data_dir)
+        tuner.search()
     [best] = tuner.oracle.get_best_trials(1)
     values = {name: best.hyperparameters.get(name) for name in searched(config.multiview.mode)}
     best_config = dataclasses.replace(config, multiview=dataclasses.replace(config.multiview, **values))
-    command = train.command_line(best_config)
+    command = command_line(best_config)
     print(f"best of {len(tuner.oracle.trials)} trials ({space.directory}/{tuner.project_name}): trial "
           f"{best.trial_id}, validation UA {best.score:.4f}, "
           + ", ".join(f"{name} {value}" for name, value in values.items()))
@@ -121,34 +116,14 @@ def tune(config: TrainConfig, space: TuneConfig) -> tuple[dict, float, str]:
 
 
 def main(argv):
-    from absl import app
-
-    from emokeras import train
-
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    space = TuneConfig(tuner=FLAGS.tuner, max_trials=FLAGS.max_trials, directory=FLAGS.tuning)
-    try:
-        tune(train.config_from_flags(FLAGS, FLAGS.fold), space)
-    except train.USER_ERRORS as error:
-        logger.error("%s", error)
-        sys.exit(1)
+    cli.no_arguments(argv)
+    tune(cli.config_from_flags(TrainConfig), cli.config_from_flags(TuneConfig))
 
 
 def define_flags():
-    from emokeras import train
-
-    train.define_flags()
-    flags.adopt_module_key_flags(train)  # --help lists train's flags, which this command takes too
-    defaults = TuneConfig()
-    flags.DEFINE_enum("tuner", defaults.tuner, list(TUNERS), "Keras Tuner's search algorithm.")
-    flags.DEFINE_integer("max_trials", defaults.max_trials, "Trials in all, counting those already done.",
-                         lower_bound=1)
-    flags.DEFINE_string("tuning", defaults.directory, "The tuner's state: <tuning>/<experiment>.fold-<k>/.")
-    flags.FLAGS.set_default("multiview", "joint")
+    cli.define_flags(TrainConfig, defaults={"multiview": "joint"})  # tuning searches a multi-view run
+    cli.define_flags(TuneConfig)
 
 
 if __name__ == "__main__":
-    from emokeras.cli import run_command
-
-    run_command(main, define_flags)
+    cli.run_command(main, define_flags)

@@ -26,6 +26,36 @@ def demo_data(demo_config):
     return prepare(demo_config)
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory):
+    """Where the session's shared runs live. Tests read them; a test that alters a run makes its own."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="session")
+def b_aco_1_run(shared_runs, demo_data):
+    """A finished small B-ACO-1 run on fold 3 (one epoch), exported: `(config, results)`."""
+    from emokeras.train import run
+    from run_testing import small_config
+
+    config = small_config(shared_runs, demo_data, epochs=1)
+    return config, run(config)
+
+
+@pytest.fixture(scope="session")
+def h_mm_4_run(shared_runs, demo_data):
+    """A finished small H-MM-4 run on fold 3 (three epochs), exported, trained on the path a GPU takes
+    (tests/cudnn_testing.py): `(config, results, cuDNN branch)`."""
+    from cudnn_testing import cudnn_branch
+    from emokeras.train import run
+    from run_testing import small_config
+
+    config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=3)
+    with cudnn_branch() as branch:
+        results = run(config)
+    return config, results, branch
+
+
 def small_demo_config(path, **overrides):
     """A 40-utterance demo corpus under `path`: fast to prepare, for tests that alter it."""
     settings = dict(root=str(path / "corpus"), out=str(path / "tfrecords"), encoder_dir=str(path / "encoders"),

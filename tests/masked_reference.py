@@ -40,9 +40,7 @@ class SpeakerFrameMask(keras.layers.Layer):
 
 class _MaskedBuilder(models._Builder):
     def frame_outputs(self, speaker_frames_only: bool):
-        x = keras.layers.Normalization(axis=-1, mean=self.frame_mean, variance=self.frame_variance,
-                                       name="frame_normalization")(self.inputs["frames"])
-        x = models.LengthMask(name="frame_mask")([x, self.inputs["num_frames"]])
+        x = models.LengthMask(name="frame_mask")([self.normalized_frames(), self.inputs["num_frames"]])
         if not speaker_frames_only:
             return self.blstm_stack(x, "acoustic"), self.inputs.get("word_spans")
         mask = SpeakerFrameMask(name="speaker_frame_mask")([x, self.inputs["word_spans"]])

@@ -5,6 +5,7 @@ import numpy as np
 
 from emokeras import models
 from emokeras.config import ModelConfig
+from emokeras.specs import model_spec
 
 SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
 WORD_DIMENSION = 6
@@ -44,7 +45,7 @@ def padded(inputs, extra_frames=4, extra_words=2):
     return out
 
 
-SPEAKER_FRAME_MODELS = [name for name in models.MODEL_NAMES if "word_spans" in models.MODEL_INPUTS[name]]
+SPEAKER_FRAME_MODELS = [name for name in models.MODEL_NAMES if model_spec(name).frames == "speaker"]
 
 
 def bucket_batch(seed=1):

@@ -4,15 +4,15 @@ and the command line writes the report."""
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from emokeras import crossval, train
-from emokeras.config import TrainConfig
-from run_testing import small_config
+from emokeras import crossval
+from emokeras.config import TrainConfig, command_line
 
 
 def test_parse_folds():
@@ -53,10 +53,9 @@ def test_modality_names():
     assert crossval.modality(TrainConfig(model="H-ACO-1")) == "Acoustics"
 
 
-def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(tmp_path, demo_data, capsys):
-    config = small_config(tmp_path, demo_data, epochs=1)
-    # A sweep stopped after its first fold: fold 3 is finished.
-    first = train.run(config)
+def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(b_aco_1_run, capsys):
+    # A sweep stopped after its first fold: the session's B-ACO-1 run of fold 3 is finished.
+    config, first = b_aco_1_run
     first_path = os.path.join(config.run_dir(), "results.json")
     finished_at = os.path.getmtime(first_path)
     capsys.readouterr()
@@ -65,11 +64,11 @@ def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(tmp_path, de
     out = capsys.readouterr().out
     assert "already trained" in out and out.count("already trained") == 1
     assert os.path.getmtime(first_path) == finished_at
-    with open(os.path.join(tmp_path, "runs", "B-ACO-1", "fold-2", "results.json")) as f:
+    experiment_dir = os.path.dirname(config.run_dir())
+    with open(os.path.join(experiment_dir, "fold-2", "results.json")) as f:
         second = json.load(f)
     assert second["fold"] == 2
 
-    experiment_dir = os.path.join(tmp_path, "runs", "B-ACO-1")
     with open(os.path.join(experiment_dir, "summary.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [row["fold"] for row in rows] == ["3", "2", "mean", "std"]
@@ -84,15 +83,14 @@ def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(tmp_path, de
     assert f"{ua:.4f} ± " in table and "| 3,2 |" in table
 
 
-def test_command_line_reports_finished_folds(tmp_path, demo_data):
-    config = small_config(tmp_path, demo_data, epochs=1)
-    train.run(config)
-    command = [sys.executable, "-m", "emokeras.crossval", "--model", "B-ACO-1", "--folds", "3",
-               "--data", demo_data, "--output", config.output, "--saved_models", config.saved_models,
-               "--hidden_units", "8", "--epochs", "1", "--batch_size", "32"]
+def test_command_line_reports_finished_folds(b_aco_1_run):
+    config, _ = b_aco_1_run
+    # The finished run's own flags, as the user would type them, and the folds.
+    command = [sys.executable, "-m", *shlex.split(command_line(config, "emokeras.crossval", always=())),
+               "--folds", "3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "already trained" in result.stdout and "| B-ACO-1 | Acoustics |" in result.stdout
     assert os.path.isfile(os.path.join(config.output, "B-ACO-1", "summary.csv"))
-    bad = subprocess.run(command[:5] + ["--folds", "12"], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(command[:3] + ["--folds", "12"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "[12] outside 0..9" in bad.stderr

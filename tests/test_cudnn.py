@@ -10,6 +10,7 @@ import tensorflow as tf
 from cudnn_testing import MASK_ERROR, cudnn_branch, lstm_layers
 from emokeras import export, models
 from emokeras.config import ModelConfig
+from emokeras.specs import model_spec
 from masked_reference import build_masked_reference
 from model_testing import NUM_FEATURES, SMALL, WORD_DIMENSION, bucket_batch, small_model
 
@@ -39,7 +40,7 @@ def test_every_model_fits_evaluates_and_predicts_on_the_cudnn_path(name, blstm_l
     with cudnn_branch() as branch:
         model = small_model(name, ModelConfig(hidden_units=8, blstm_layers=blstm_layers, dropout=0.1))
         inputs = models.select_inputs(model, bucket_batch())
-        assert set(inputs) == set(models.MODEL_INPUTS[name])
+        assert set(inputs) == set(model_spec(name).inputs)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
         before = [w.copy() for w in model.get_weights()]
         history = model.fit(inputs, LABELS, batch_size=5, epochs=1, verbose=0).history

@@ -12,6 +12,7 @@ import tensorflow as tf
 from emokeras import models
 from emokeras.config import ModelConfig
 from emokeras.layers import LengthMask
+from emokeras.specs import ACOUSTIC_ONLY, model_spec
 from masked_reference import build_masked_reference
 from model_testing import (NUM_FEATURES, SMALL, SPEAKER_FRAME_MODELS, WORD_DIMENSION, batch, bucket_batch, padded,
                            small_model)
@@ -97,9 +98,15 @@ def test_representation_model_is_the_classifier_input():
                                rtol=1e-5)
 
 
-def test_which_models_read_words():
-    assert not models.reads_words("B-ACO-1") and not models.reads_words("H-ACO-1")
-    assert models.reads_words("B-LEX") and models.reads_words("H-MM-4")
+def test_what_each_model_reads():
+    assert [name for name in models.MODEL_NAMES if model_spec(name).words] == [
+        "B-LEX", "B-MM-1", "B-MM-2", "H-MM-1", "H-MM-2", "H-MM-3", "H-MM-4"]
+    # Speaker frames and acoustic words need word timings: only B-ACO-1 and its attention variant deploy on audio.
+    assert ACOUSTIC_ONLY == ("B-ACO-1", "B-ACO-1+attention")
+    assert model_spec("H-ACO-1").inputs == ("frames", "num_frames", "word_spans")
+    assert model_spec("B-MM-1").inputs == ("frames", "num_frames", "word_vectors", "num_words")
+    assert [model_spec(name).modality for name in ("B-ACO-2", "B-LEX", "H-MM-4")] == [
+        "Acoustics", "Lexical", "Multimodal"]
 
 
 def test_unknown_model_name_lists_the_names():

@@ -13,19 +13,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import tone
 from emokeras import data, export, predict
-from emokeras.train import run
-from run_testing import small_config
 
 FOLD = 3  # test speaker Ses02_F
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, demo_data):
-    """Small B-ACO-1 and H-MM-4 runs, exported: {name: saved model folder}."""
-    tmp_path = tmp_path_factory.mktemp("predict")
-    return {name: run(small_config(tmp_path, demo_data, model=name, epochs=1))["saved_model"]
-            for name in ("B-ACO-1", "H-MM-4")}
+def exported(b_aco_1_run, h_mm_4_run):
+    """The session's small B-ACO-1 and H-MM-4 runs' exports: {name: saved model folder}."""
+    return {"B-ACO-1": b_aco_1_run[1]["saved_model"], "H-MM-4": h_mm_4_run[1]["saved_model"]}
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +153,12 @@ def test_command_line_prints_json_and_fails_for_the_bad_file(exported, demo_conf
     assert abs(sum(good_answer["probabilities"].values()) - 1) < 1e-5
     assert bad_answer["error"].startswith(f"{corrupt}: unreadable audio")
     assert "1 of 2 files could not be answered" in result.stderr
+
+
+def test_a_transcript_with_no_word_in_the_frames_read_is_refused(exported, tmp_path):
+    """The models read 7 s: a word starting at 7.2 s leaves a transcript-reading model nothing to read."""
+    wav = write_wav(tmp_path / "late.wav", tone(8.0) * 3, 16000)
+    (tmp_path / "late.json").write_text(json.dumps({"words": [{"word": "late", "start": 7.2, "end": 7.6}]}))
+    [answer] = predict.Predictor(exported["H-MM-4"]).predict([wav])
+    assert answer.error == f"{wav}: no word starts inside its first 700 frames (or it has no frame), so the models " \
+                           "cannot read it"

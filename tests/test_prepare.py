@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected
+from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected, tone, write_wav
 from emokeras import data, tfrecords
 from emokeras.corpus import demo, read_iemocap
-from emokeras.prepare import fit_word_spans, prepare
+from emokeras.prepare import NO_WORD_READ, fit_word_spans, prepare
 from emokeras.features.acoustic import FeatureError
 
 
@@ -39,8 +39,13 @@ def damaged(tmp_path_factory):
     # The stamp says "demo as written"; prepare must not rewrite the damage away.
     corpus = read_iemocap(root)
     victims = {reason: corpus[i] for reason, i in
-               zip(["bad audio", "no alignment", "alignment past audio end", "no words", "unknown label"],
-                   [0, 5, 10, 15, 20])}
+               zip(["bad audio", "no alignment", "alignment past audio end", "no words", "unknown label",
+                    NO_WORD_READ], [0, 5, 10, 15, 20, 25])}
+    # 8 s of audio whose only word starts at 7.2 s: the models read 7 s, so no word.
+    late = victims[NO_WORD_READ]
+    write_wav(late.wav_path, tone(8.0))
+    with open(_wdseg_path(late), "w") as handle:
+        handle.write("\tSFrm\tEFrm\tSegAScr\tWord\n\t 0\t 719\t -1\t<sil>\n\t 720\t 760\t -1\tLATE\n")
     with open(victims["bad audio"].wav_path, "wb") as handle:
         handle.write(b"RIFF....WAVEfmt garbage")
     os.remove(_wdseg_path(victims["no alignment"]))
@@ -63,13 +68,14 @@ def damaged(tmp_path_factory):
 
 def test_bad_inputs_are_skipped_counted_and_named_and_the_rest_kept(damaged):
     data_dir, victims, total = damaged
+    assert NO_WORD_READ == "no word in the first 700 frames"
     manifest = tfrecords.read_manifest(data_dir)
-    assert manifest["num_utterances"] == total - len(victims) == 35
+    assert manifest["num_utterances"] == total - len(victims) == 34
     for reason, utterance in victims.items():
         assert manifest["skipped"][reason] == 1, reason
         assert manifest["skipped_ids"][reason] == [utterance.utterance_id]
     written = sum(tfrecords.count_examples(path) for path in glob.glob(os.path.join(data_dir, "*.tfrecord")))
-    assert written == 35
+    assert written == 34
     assert not glob.glob(os.path.join(os.path.dirname(data_dir), "*.partial"))
 
 

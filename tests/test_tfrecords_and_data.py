@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from emokeras import data, tfrecords
+from emokeras.config import DataConfig
 from emokeras.data import Fold
 
 
@@ -114,7 +115,7 @@ def test_batches_are_bucketed_padded_and_carry_lengths(demo_data):
             assert np.all(spans[row, count:] == 0)
             assert np.all(spans[row, :count, 1] <= lengths[row]) and np.all(np.diff(spans[row, :count, 0]) > 0)
         # Bucketing: one batch's lengths share a bucket of BUCKET_BOUNDARIES.
-        assert len(set(np.digitize(lengths, data.BUCKET_BOUNDARIES))) == 1
+        assert len(set(np.digitize(lengths, DataConfig().bucket_boundaries))) == 1
 
 
 def test_only_training_is_shuffled(demo_data):
@@ -134,3 +135,16 @@ def test_frame_statistics_are_the_training_frames_moments(demo_data):
     assert mean.shape == variance.shape == (130,)
     np.testing.assert_allclose(mean, frames.astype(np.float64).mean(axis=0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(variance, frames.astype(np.float64).var(axis=0), rtol=1e-3, atol=1e-3)
+
+
+def test_an_utterance_without_a_word_in_its_kept_frames_stops_the_pipeline_naming_it(demo_data):
+    """Preparation skips such utterances (tests/test_prepare.py); one that gets through, here because only 5
+    frames are read (every demo utterance's first word starts at frame 10 or later), stops with its name."""
+    settings = DataConfig(max_frames=5)
+    pattern = r"^Ses02[FM]_\S+_M\d+: no word starts inside its first 5 frames \(or it has no frame\), so the models " \
+              r"cannot read it; .*--max_frames"
+    with pytest.raises(data.UnreadableUtterance, match=pattern):
+        with data.reported_as_unreadable(data.TRAINING_ADVICE):
+            list(data.make_dataset(demo_data, 3, "validation", data_config=settings))
+    with pytest.raises(data.UnreadableUtterance, match=r"^Ses0[1345][FM]_\S+: no word starts inside its first 5"):
+        data.frame_statistics(demo_data, 3, settings)

@@ -11,9 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from cudnn_testing import cudnn_branch, lstm_layers
+from cudnn_testing import lstm_layers
 from emokeras import data, export, models
 from emokeras.config import MultiViewConfig
+from emokeras.specs import model_spec
 from run_testing import small_config
 from emokeras.train import build_compiled_model, build_multiview_model, run
 
@@ -30,24 +31,14 @@ def ua_from_confusion(matrix):
 
 
 @pytest.fixture(scope="module")
-def gpu_run(tmp_path_factory, demo_data):
-    """One small H-MM-4 run on the path a GPU takes (tests/cudnn_testing.py): (config, results, cuDNN branch)."""
-    tmp_path = tmp_path_factory.mktemp("train")
-    config = small_config(tmp_path, demo_data, model="H-MM-4", epochs=3)
-    with cudnn_branch() as branch:
-        results = run(config)
-    return config, results, branch
+def trained(h_mm_4_run):
+    """The session's small H-MM-4 run: (config, results)."""
+    return h_mm_4_run[:2]
 
 
-@pytest.fixture(scope="module")
-def trained(gpu_run):
-    """The small H-MM-4 run: (config, results)."""
-    return gpu_run[:2]
-
-
-def test_a_training_run_passes_every_lstm_a_mask_cudnn_accepts(gpu_run):
+def test_a_training_run_passes_every_lstm_a_mask_cudnn_accepts(h_mm_4_run):
     """fit, the validation figures and the test evaluation, on the demo corpus's real silences."""
-    config, _, branch = gpu_run
+    config, _, branch = h_mm_4_run
     assert len(branch.layers()) == len(lstm_layers(build_compiled_model(config, config.data)))
     assert not branch.unmasked()
 
@@ -143,7 +134,7 @@ def test_exported_saved_model_matches_the_keras_model(trained):
     with open(os.path.join(config.export_dir(), export.METADATA)) as f:
         metadata = json.load(f)
     assert metadata["model"] == "H-MM-4" and metadata["class_names"] == ["anger", "happiness", "neutral", "sadness"]
-    assert set(metadata["inputs"]) == set(models.MODEL_INPUTS["H-MM-4"])
+    assert set(metadata["inputs"]) == set(model_spec("H-MM-4").inputs)
     shown = subprocess.run(["saved_model_cli", "show", "--dir", config.export_dir(), "--tag_set", "serve",
                             "--signature_def", "serving_default"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]

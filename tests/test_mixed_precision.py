@@ -1,0 +1,85 @@
+"""--mixed_precision: models compute in 16 bits with float32 variables, normalisation, softmax and losses; every
+model trains a step under mixed_bfloat16; a multi-view step under mixed_float16 scales its loss as Keras' own
+steps do; a whole run records and exports float32 inputs and outputs."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from emokeras import export, models, multiview
+from emokeras.config import MultiViewConfig
+from emokeras.train import dtype_policy, run
+from model_testing import bucket_batch, small_model
+from run_testing import small_config
+
+LABELS = np.array([0, 1, 2, 3, 1])
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_every_model_trains_a_step_under_mixed_bfloat16(name):
+    with dtype_policy("mixed_bfloat16"):
+        model = small_model(name)
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak out of the block
+    inputs = models.select_inputs(model, bucket_batch())
+    with tf.GradientTape() as tape:
+        probabilities = model(inputs, training=True)
+        loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(LABELS, probabilities))
+    before = [w.copy() for w in model.get_weights()]
+    gradients = tape.gradient(loss, model.trainable_variables)
+    keras.optimizers.SGD(0.1).apply(gradients, model.trainable_variables)
+    assert probabilities.dtype == "float32" and np.isfinite(float(loss))
+    assert all(np.all(np.isfinite(keras.ops.convert_to_numpy(g))) for g in gradients)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert any(not np.allclose(b, a) for b, a in zip(before, model.get_weights()))
+    # The BLSTMs and fusion run in bfloat16; the raw frames' normalisation and the softmax in float32.
+    blstm = next(layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional))
+    assert blstm.compute_dtype == "bfloat16" and model.get_layer("probabilities").compute_dtype == "float32"
+    if "frames" in inputs:
+        assert model.get_layer("frame_normalization").compute_dtype == "float32"
+
+
+def multiview_step(policy):
+    """One SGD step of a joint MultiViewModel from fixed weights: (loss logs, the change of every weight)."""
+    with dtype_policy(policy):
+        student, second = small_model("B-ACO-1+attention"), small_model("B-LEX")
+        model = multiview.MultiViewModel(student, second, mode="joint")
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    before = [w.copy() for w in model.get_weights()]
+    batch = multiview.add_negatives(tf.data.Dataset.from_tensors((bucket_batch(), LABELS)))
+    logs = {key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}
+    return model, logs, [a - b for a, b in zip(model.get_weights(), before)]
+
+
+def test_a_multiview_step_under_mixed_float16_scales_its_loss():
+    """The step under mixed_float16 moves the weights as the float32 step does: the loss is scaled by the
+    LossScaleOptimizer's factor before the gradients and unscaled after. Without that, the float16 gradients of
+    small terms underflow, or the step comes out scaled."""
+    model, logs, change = multiview_step("mixed_float16")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    _, reference_logs, reference_change = multiview_step(None)
+    for key, value in logs.items():
+        assert np.isfinite(value), key
+        np.testing.assert_allclose(value, reference_logs[key], rtol=0.05, atol=0.01, err_msg=key)
+    ratio = np.linalg.norm(np.concatenate([c.ravel() for c in change])) / np.linalg.norm(
+        np.concatenate([c.ravel() for c in reference_change]))
+    assert 0.9 < ratio < 1.1, ratio
+
+
+def test_a_mixed_precision_run_records_it_and_exports_float32(tmp_path, demo_data):
+    config = small_config(tmp_path, demo_data, epochs=1, mixed_precision="mixed_bfloat16",
+                          multiview=MultiViewConfig(mode="joint", view="B-LEX"))
+    results = run(config)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert all(np.isfinite(row["loss"]) and np.isfinite(row["contrastive_loss"]) for row in results["history"])
+    with open(os.path.join(config.run_dir(), "config.json")) as f:
+        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"
+    serve = export.load_serving(config.export_dir())
+    assert {name: spec.dtype for name, spec in serve.structured_input_signature[1].items()} == {
+        "frames": tf.float32, "num_frames": tf.int32}
+    assert serve.structured_outputs["probabilities"].dtype == tf.float32
+    with open(os.path.join(config.export_dir(), export.METADATA)) as f:
+        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"

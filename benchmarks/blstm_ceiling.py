@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from train_throughput import best_seconds, blstm_training_flops_per_frame, matmul_peak
+from timing import best_seconds, blstm_training_flops_per_frame, matmul_peak
 
 from emokeras import data
 from emokeras.prepare import PrepareConfig, prepare
@@ -112,10 +112,10 @@ def keras_gate_order_to_hand_written(matrix):
 class Stacks:
     """The same two-layer weights, run by Keras' layers or by the hand-written recurrence."""
 
-    def __init__(self):
-        self.layers = [keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True))
+    def __init__(self, units=UNITS, features=FEATURES):
+        self.layers = [keras.layers.Bidirectional(keras.layers.LSTM(units, return_sequences=True))
                        for _ in range(2)]
-        for layer, size in zip(self.layers, (FEATURES, 2 * UNITS)):
+        for layer, size in zip(self.layers, (features, 2 * units)):
             layer.build((None, None, size))
         self.variables = [v for layer in self.layers for v in layer.trainable_variables]
 
@@ -145,6 +145,16 @@ class Stacks:
             return tape.gradient(loss, self.variables)
 
         return step
+
+
+def ceiling_frames_per_second(hidden_units: int, features: int, batch_size: int = 64, steps: int = 200,
+                              repeats: int = 3) -> float:
+    """Training frames/s of Keras' 2xBLSTM stack alone on uniform, unpadded, full batches `[batch_size, steps]`:
+    what no batching of real data can beat."""
+    frames = tf.random.normal((batch_size, steps, features))
+    lengths = tf.fill((batch_size,), steps)
+    step = Stacks(hidden_units // 2, features).training_step("keras")
+    return batch_size * steps / best_seconds(step, [(frames, lengths)], repeats)
 
 
 def largest_difference(stacks) -> float:

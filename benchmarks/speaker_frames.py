@@ -1,0 +1,64 @@
+"""Speaker frames compacted against masked in place (issue 12): epoch times of B-ACO-2 and H-MM-4, in one run.
+
+Prints figures; asserts nothing. The masked implementation (`tests/masked_reference.py`: the silences masked
+inside each row, as emokeras did before) computes every frame; the compacted one (`SpeakerFrameCompaction`)
+computes only the speaker frames. Both start from the same weights and train on fold 3's training split; epochs
+are timed inside one `fit`, after a warm-up epoch, and the fastest counts (`timing.timed_epochs`). Goal: H-MM-4 at
+least 1.3x faster per epoch.
+
+    python benchmarks/speaker_frames.py [--data_dir DIR] [--epochs 2] [--models B-ACO-2,H-MM-4]
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
+
+import keras
+from masked_reference import build_masked_reference
+from timing import timed_epochs
+from train_throughput import frames_read
+
+from emokeras import data, models, tfrecords
+from emokeras.config import ModelConfig, TrainConfig
+from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+from emokeras.prepare import PrepareConfig, prepare
+from emokeras.train import build_compiled_model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data_dir", default=None, help="a prepared folder (default: prepare the demo corpus)")
+    parser.add_argument("--fold", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest counts)")
+    parser.add_argument("--models", default="B-ACO-2,H-MM-4")
+    args = parser.parse_args()
+    data_dir = args.data_dir or prepare(PrepareConfig())
+    read = {kind: sum(values) for kind, values in frames_read(data_dir, args.fold).items()}
+    print(f"fold {args.fold} training split: {read['all']} frames, {read['speaker']} speaker frames "
+          f"({100 * read['speaker'] / read['all']:.0f} %)")
+    manifest = tfrecords.read_manifest(data_dir)
+    mean, variance = data.frame_statistics(data_dir, args.fold)
+    for name in args.models.split(","):
+        config = TrainConfig(model=name, fold=args.fold, model_config=ModelConfig())
+        keras.utils.set_random_seed(0)
+        compacted = build_compiled_model(config, data_dir)
+        masked = build_masked_reference(name, config.model_config, num_features=manifest["num_features"],
+                                        word_dimension=manifest["encoder_dimension"], frame_mean=mean,
+                                        frame_variance=variance)
+        masked.set_weights(compacted.get_weights())
+        masked.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
+                       loss=compacted.loss, metrics=[UnweightedAccuracy(), WeightedAccuracy()])
+        seconds = {}
+        for label, model in (("masked", masked), ("compacted", compacted)):
+            dataset = data.make_dataset(data_dir, args.fold, "train").map(
+                lambda inputs, labels, model=model: (models.select_inputs(model, inputs), labels))
+            seconds[label] = timed_epochs(model, dataset, args.epochs)
+        print(f"  {name}: masked {seconds['masked']:.2f} s/epoch, compacted {seconds['compacted']:.2f} s/epoch: "
+              f"{seconds['masked'] / seconds['compacted']:.2f}x faster")
+
+
+if __name__ == "__main__":
+    main()

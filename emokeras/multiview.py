@@ -262,12 +262,14 @@ class MultiViewModel(keras.Model):
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
         global_size = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], "float32"))
-        regularised = self.acoustic_view.losses + (self.second_view.losses if self.mode == "joint" else [])
         with tf.GradientTape() as tape:
             terms, p_a = self._per_sample_terms(inputs, labels, training=True)
             total = tf.add_n(list(terms.values()))
             # Mean over the global batch: the optimizer sums the replicas' gradients.
             loss = tf.reduce_sum(total) / global_size
+            # Inside the tape: Keras 3 computes the L2 penalties when `.losses` is read, so read outside they would
+            # add to the loss's value but give no gradient.
+            regularised = self.acoustic_view.losses + (self.second_view.losses if self.mode == "joint" else [])
             if regularised:
                 loss += tf.add_n(regularised) / replicas
             scaled = self.optimizer.scale_loss(loss)  # mixed_float16: the LossScaleOptimizer's scale

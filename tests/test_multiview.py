@@ -225,3 +225,37 @@ def test_multiview_two_replicas_train_like_one(demo_data):
     result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS.format(data_dir=demo_data)], capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_the_l2_penalty_reaches_the_gradients():
+    """One SGD step with l2 = 0 and with l2 = 10 from the same weights: the difference of the two updates is the
+    penalty's own gradient, -lr * 2 * l2 * W, on every regularised kernel, and nothing elsewhere."""
+    import keras
+
+    from emokeras import models
+    from emokeras.config import ModelConfig
+    from model_testing import bucket_batch
+
+    learning_rate, labels = 0.1, np.array([0, 1, 2, 3, 1])
+    batch = next(iter(multiview.add_negatives(tf.data.Dataset.from_tensors((bucket_batch(), labels)))))
+    changes = {}
+    for l2 in (0.0, 10.0):
+        config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0, l2=l2)
+        keras.utils.set_random_seed(0)
+        acoustic = models.build_model("B-ACO-1", config, num_features=5)
+        second = models.build_model("B-LEX", config, word_dimension=6)
+        model = multiview.MultiViewModel(acoustic, second, mode="joint")
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate))
+        before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
+        model.train_step(batch)  # eagerly: the step's own code, no tracing
+        changes[l2] = [keras.ops.convert_to_numpy(w) - b for w, b in zip(model.trainable_weights, before)]
+    paths = [w.path for w in model.trainable_weights]
+    regularised = 0
+    for path, weights, with_penalty, without in zip(paths, before, changes[10.0], changes[0.0]):
+        if "kernel" in path:  # every kernel carries the penalty, recurrent kernels included
+            regularised += 1
+            np.testing.assert_allclose(with_penalty - without, -learning_rate * 2 * 10.0 * weights, rtol=1e-4,
+                                       atol=1e-6, err_msg=path)
+        else:
+            np.testing.assert_allclose(with_penalty - without, 0.0, atol=1e-6, err_msg=path)
+    assert regularised == 2 * 5  # per view: two LSTMs' kernels and recurrent kernels, and the softmax's

@@ -30,10 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import tensorflow as tf
-from timing import best_seconds, blstm_training_flops_per_frame, matmul_peak
 
 from emokeras import data
-from emokeras.prepare import PrepareConfig, prepare
+from emokeras.config import PrepareConfig
+from emokeras.preparation import prepare_corpus
+
+from timing import best_seconds, blstm_training_flops_per_frame, matmul_peak
 
 FEATURES, UNITS = 130, 128
 
@@ -181,7 +183,7 @@ def main():
     parser.add_argument("--batch_sizes", default="1,8,32,64,128")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes (the fastest counts)")
     args = parser.parse_args()
-    data_dir = args.data_dir or prepare(PrepareConfig())
+    data_dir = args.data_dir or prepare_corpus(PrepareConfig())
 
     peak = matmul_peak()
     per_frame = blstm_training_flops_per_frame(FEATURES, 2 * UNITS, 2)
@@ -202,7 +204,8 @@ def main():
                            f"{100 * batch_size * args.steps * per_frame / seconds / peak:.0f} %")
         print(f"  B={batch_size:>3}: " + ", ".join(figures))
 
-    batches = [(inputs["frames"], inputs["num_frames"]) for inputs, _ in data.make_dataset(data_dir, args.fold, "train")]
+    batches = [(inputs["frames"], inputs["num_frames"])
+               for inputs, _ in data.make_dataset(data_dir, args.fold, "train")]
     useful = sum(int(tf.reduce_sum(lengths)) for _, lengths in batches)
     computed = sum(int(frames.shape[0]) * int(frames.shape[1]) for frames, _ in batches)
     print(f"fold {args.fold}'s bucketed training epoch: {len(batches)} batches, {useful} useful frames, "

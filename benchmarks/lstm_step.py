@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import tensorflow as tf
+
 from timing import best_seconds
 
 BATCH, STEPS, FEATURES, UNITS = 64, 300, 130, 128

@@ -12,9 +12,10 @@ import os
 import time
 import wave
 
+from emokeras.config import PrepareConfig
 from emokeras.corpus import read_iemocap
 from emokeras.features.acoustic import extract_frames_parallel
-from emokeras.prepare import PrepareConfig, prepare
+from emokeras.preparation import prepare_corpus
 
 
 def main():
@@ -25,7 +26,7 @@ def main():
     args = parser.parse_args()
 
     config = PrepareConfig()
-    data_dir = args.data_dir or prepare(config)
+    data_dir = args.data_dir or prepare_corpus(config)
     paths = [u.wav_path for u in read_iemocap(config.corpus_root())][: args.files]
     seconds = 0.0
     for path in paths:

@@ -17,15 +17,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
 
 import keras
+
+from emokeras import data, models, tfrecords
+from emokeras.config import ModelConfig, PrepareConfig, TrainConfig
+from emokeras.experiment import build_compiled_model
+from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+from emokeras.preparation import prepare_corpus
+
 from masked_reference import build_masked_reference
 from timing import timed_epochs
 from train_throughput import frames_read
-
-from emokeras import data, models, tfrecords
-from emokeras.config import ModelConfig, TrainConfig
-from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
-from emokeras.prepare import PrepareConfig, prepare
-from emokeras.train import build_compiled_model
 
 
 def main():
@@ -35,7 +36,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest counts)")
     parser.add_argument("--models", default="B-ACO-2,H-MM-4")
     args = parser.parse_args()
-    data_dir = args.data_dir or prepare(PrepareConfig())
+    data_dir = args.data_dir or prepare_corpus(PrepareConfig())
     read = {kind: sum(values) for kind, values in frames_read(data_dir, args.fold).items()}
     print(f"fold {args.fold} training split: {read['all']} frames, {read['speaker']} speaker frames "
           f"({100 * read['speaker'] / read['all']:.0f} %)")

@@ -6,10 +6,10 @@ and by up to 25 % between runs seconds apart): compare figures measured in one r
 """
 
 import os
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
 import tensorflow as tf
 
 from emokeras.callbacks import EpochSeconds

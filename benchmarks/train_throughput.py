@@ -20,14 +20,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 from blstm_ceiling import ceiling_frames_per_second
-from timing import blstm_training_flops_per_frame, matmul_peak, timed_epochs
 
 from emokeras import data, models
-from emokeras.config import DataConfig, ModelConfig, TrainConfig
+from emokeras.config import DataConfig, ModelConfig, PrepareConfig, TrainConfig
+from emokeras.experiment import build_compiled_model
 from emokeras.layers.spans import covered_frames
-from emokeras.prepare import PrepareConfig, prepare
+from emokeras.preparation import prepare_corpus
 from emokeras.specs import model_spec
-from emokeras.train import build_compiled_model
+
+from timing import blstm_training_flops_per_frame, matmul_peak, timed_epochs
 
 
 def frames_read(data_dir: str, fold: int) -> dict:
@@ -50,7 +51,7 @@ def main():
                         help="BLSTM output size, both directions (the paper's reading: 256)")
     parser.add_argument("--models", default="B-ACO-1,B-ACO-2,H-MM-4", help="emokeras models to time")
     args = parser.parse_args()
-    data_dir = args.data_dir or prepare(PrepareConfig())
+    data_dir = args.data_dir or prepare_corpus(PrepareConfig())
     config = ModelConfig(hidden_units=args.hidden_units)
     max_frames = DataConfig().max_frames
 

@@ -9,8 +9,15 @@ import os
 import time
 
 import keras
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
+from emokeras import figures
 from emokeras.files import write_json
+from emokeras.labels import CLASS_NAMES
+from emokeras.metrics import UnweightedAccuracy
+from emokeras.models import inspection_model
 
 
 class EpochSeconds(keras.callbacks.Callback):
@@ -117,10 +124,6 @@ class ValidationFigures(keras.callbacks.Callback):
         self.inspected, self.dataset, self.examples, self.log_dir = inspected, dataset, list(examples), log_dir
 
     def on_train_begin(self, logs=None):
-        import tensorflow as tf
-
-        from emokeras.models import inspection_model
-
         inspection = inspection_model(self.inspected)
         self._input_names = tuple(inspection.input)
         self._infer = tf.function(lambda inputs: inspection(inputs, training=False), reduce_retracing=True)
@@ -131,13 +134,6 @@ class ValidationFigures(keras.callbacks.Callback):
         return {name: inputs[name] for name in self._input_names}
 
     def on_epoch_end(self, epoch, logs=None):
-        import numpy as np
-        import tensorflow as tf
-
-        from emokeras import figures
-        from emokeras.labels import CLASS_NAMES
-        from emokeras.metrics import UnweightedAccuracy
-
         unweighted = UnweightedAccuracy()
         for inputs, labels in self.dataset:
             unweighted.update_state(labels, self._infer(self._select(inputs))["probabilities"])
@@ -153,11 +149,6 @@ class ValidationFigures(keras.callbacks.Callback):
         self._writer.flush()
 
     def _figure_row(self, example) -> dict:
-        import numpy as np
-        import tensorflow as tf
-
-        from emokeras.labels import CLASS_NAMES
-
         inputs = {name: tf.expand_dims(example[name], 0) for name in self._input_names}
         outputs = {name: value.numpy()[0] for name, value in self._infer(inputs).items()}
         predicted = CLASS_NAMES[int(np.argmax(outputs["probabilities"]))]
@@ -171,9 +162,6 @@ class ValidationFigures(keras.callbacks.Callback):
 
 def write_hyperparameters(log_dir: str, values: dict, trial_id: str) -> None:
     """Records a run's hyper-parameters for TensorBoard's HParams dashboard (`None` is written as "none")."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hparams_api
-
     values = {key: "none" if value is None else value for key, value in values.items()}
     with tf.summary.create_file_writer(log_dir).as_default():
         hparams_api.hparams(values, trial_id=trial_id)

@@ -11,16 +11,19 @@ import logging
 import os
 import sys
 
-from absl import flags
+from absl import app, flags
+from absl import logging as absl_logging
 
 from emokeras import config as configuration
+from emokeras.files import FolderInUse, OutputError
 
 logger = logging.getLogger("emokeras")
 # Flags defined here belong to the command that asked for them, so its --help lists them.
 flags.disclaim_key_flags()
 
 # A user's error (bad input, a refused run, a missing file) is one line and exit status 1, not a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, FolderInUse,
+               OutputError)
 
 
 def define_flags(config_class, exclude=(), defaults=None, flag_values=flags.FLAGS) -> None:
@@ -76,6 +79,37 @@ def config_from_flags(config_class, values=flags.FLAGS, exclude=(), **fields):
     return configuration.from_flat(config_class, parsed, **fields)
 
 
+class _Below:
+    """A logging filter: records below `level`."""
+
+    def __init__(self, level: int):
+        self.level = level
+
+    def filter(self, record) -> bool:
+        return record.levelno < self.level
+
+
+def show_library_log() -> None:
+    """The library logs rather than prints; a command shows its `emokeras` log as plain lines.
+
+    Reports (INFO) go to stdout, as a command's output; warnings and errors to stderr, prefixed with their level.
+    """
+    if getattr(logger, "_shown_by_command", False):
+        return
+    report = logging.StreamHandler(sys.stdout)
+    report.setLevel(logging.INFO)
+    report.addFilter(_Below(logging.WARNING))
+    report.setFormatter(logging.Formatter("%(message)s"))
+    problems = logging.StreamHandler(sys.stderr)
+    problems.setLevel(logging.WARNING)
+    problems.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(report)
+    logger.addHandler(problems)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # absl's root handler would print each line again
+    logger._shown_by_command = True
+
+
 def run_command(main, define_command_flags) -> None:
     """Defines the command's flags and runs `main(argv)` under absl.
 
@@ -84,9 +118,6 @@ def run_command(main, define_command_flags) -> None:
     `main` returns its own status otherwise (None is 0).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app
-    from absl import logging as absl_logging
-
     def guarded(argv):
         try:
             return main(argv)
@@ -96,12 +127,11 @@ def run_command(main, define_command_flags) -> None:
 
     define_command_flags()
     absl_logging.set_verbosity(absl_logging.WARNING)
+    show_library_log()
     app.run(guarded)
 
 
 def no_arguments(argv) -> None:
     """Refuses positional arguments (commands that take flags only)."""
-    from absl import app
-
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

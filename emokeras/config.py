@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import typing
 
 from emokeras.specs import ACOUSTIC_ONLY, MODEL_NAMES
@@ -200,6 +201,59 @@ class TrainConfig:
 
     def export_dir(self) -> str:
         return os.path.join(self.saved_models, self.experiment(), f"fold-{self.fold}")
+
+
+DEFAULT_ENCODER_NAME = "char-ngram-256"  # emokeras' offline text encoder (`emokeras.features.lexical`)
+CORPORA = ("demo", "iemocap")
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """What to prepare; the defaults prepare the demo corpus with the default encoder."""
+
+    corpus: str = setting("demo", "Which corpus: the offline demo corpus, or IEMOCAP_full_release at --root.",
+                          choices=CORPORA)
+    root: str | None = setting(None, "Corpus folder. demo: where to write it (default data/demo); iemocap: the "
+                               "IEMOCAP_full_release folder (required).")
+    text_encoder: str | None = setting(
+        None, "A handle tensorflow_hub.load opens (TF Hub URL, SavedModel folder, .tgz); ELMo's 'tokens' signature is "
+        "supported. Default: emokeras' offline char-ngram encoder, built under data/encoders/.")
+    out: str = setting("tfrecords", "TFRecords root; shards go to <out>/<corpus>/<encoder>/.")
+    workers: int = setting(2, "openSMILE worker processes.", lower=1)
+    overwrite: bool = setting(False, "Prepare again even if a manifest exists, replacing the folder.")
+    demo_seed: int = setting(0, "Seed of the demo corpus.")
+    demo_utterances_per_speaker: int = setting(80, "Demo corpus size: 4-class utterances per speaker (10 speakers).",
+                                               lower=4)
+    encoder_dir: str = setting(os.path.join("data", "encoders"), "Where the default encoder is written.",
+                               exposed=False)
+
+    def corpus_root(self) -> str:
+        if self.corpus == "demo":
+            return os.path.join(self.root or os.path.join("data", "demo"), "IEMOCAP_full_release")
+        if self.corpus == "iemocap":
+            if not self.root:
+                raise ValueError("--corpus iemocap needs --root, the IEMOCAP_full_release folder")
+            return self.root
+        raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}")
+
+    def encoder_handle(self) -> str:
+        return self.text_encoder or os.path.join(self.encoder_dir, DEFAULT_ENCODER_NAME)
+
+    def data_dir(self) -> str:
+        return os.path.join(self.out, self.corpus, encoder_name(self.encoder_handle()))
+
+
+def encoder_name(handle: str) -> str:
+    """A folder name for an encoder handle: `https://tfhub.dev/google/elmo/3` → `elmo-3`."""
+    handle = handle.rstrip("/")
+    for suffix in (".tar.gz", ".tgz"):
+        if handle.endswith(suffix):
+            handle = handle[: -len(suffix)]
+    parts = [p for p in re.split(r"[/\\]", handle) if p]
+    name = parts[-1] if parts else "encoder"
+    if name.isdigit() and len(parts) > 1:  # hub versions: .../elmo/3
+        name = f"{parts[-2]}-{name}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
 
 
 @dataclasses.dataclass

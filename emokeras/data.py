@@ -131,7 +131,10 @@ def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig |
     settings = data_config or DataConfig()
     manifest = tfrecords.read_manifest(data_dir)
     fold_ = Fold.of(fold)
-    dataset = tf.data.TFRecordDataset(_shard_paths(data_dir, fold_.sessions(split)))
+    paths = _shard_paths(data_dir, fold_.sessions(split))
+    for path in paths:
+        tfrecords.check_shard(path, manifest)
+    dataset = tf.data.TFRecordDataset(paths)
     num_features, dimension = manifest["num_features"], manifest["encoder_dimension"]
     dataset = dataset.map(lambda s: tfrecords.decode_example(s, num_features, dimension),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

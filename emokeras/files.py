@@ -1,9 +1,28 @@
-"""Writing outputs whole: to a temporary name first, renamed when complete."""
+"""Writing outputs safely: whole (a temporary name, renamed when complete), by one writer at a time (a lock beside
+the folder), and with a clear error when the disk refuses a write."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
 import json
 import os
+import socket
+import sys
+
+
+class OutputError(OSError):
+    """An output could not be written (a full disk, a read-only folder); the message names the folder."""
+
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)  # one argument: str() is the message alone
+        self.errno = code
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the folder's lock; the message names it."""
 
 
 def write_text(path: str, text: str) -> None:
@@ -17,3 +36,61 @@ def write_text(path: str, text: str) -> None:
 def write_json(path: str, content) -> None:
     """Writes `content` as indented JSON with sorted keys (see `write_text`)."""
     write_text(path, json.dumps(content, indent=2, sort_keys=True) + "\n")
+
+
+@contextlib.contextmanager
+def reported_write_errors(folder: str, what: str, also=()):
+    """Within the block, an OS error while writing becomes an `OutputError` naming `folder` and `what` was being
+    written; nothing written in the block counts as complete (the caller's temporary names see to that).
+
+    Args:
+      also: other exception types that a writer raises for the same failures (TensorFlow's file system raises
+        `tf.errors.ResourceExhaustedError` for a full disk; h5py raises OSError).
+    """
+    try:
+        yield
+    except OutputError:
+        raise
+    except (OSError, *also) as error:
+        full = getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+        reason = "the disk is full" if full else (getattr(error, "strerror", None) or str(error).splitlines()[0])
+        raise OutputError(f"{folder}: could not write {what} ({reason}); nothing there is marked complete, so the "
+                          "same command finishes the work once it can write",
+                          errno.ENOSPC if full else getattr(error, "errno", None)) from None
+
+
+def lock_path(folder: str) -> str:
+    """The lock of `folder`: a file beside it, so replacing the folder keeps the lock."""
+    folder = os.path.normpath(folder)
+    return os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(folder: str):
+    """Holds `folder`'s lock for the block: one writer per folder.
+
+    The lock is an `flock` on a file beside the folder, so the kernel releases it when its holder ends, however it
+    ends: a lock left by a killed process is free for the next command. The file says who holds it.
+
+    Raises:
+      FolderInUse: another process holds it, naming the process, its command and when it started.
+    """
+    path = lock_path(folder)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise FolderInUse(f"{folder} is in use by {holder}; wait for it to finish, or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        started = datetime.datetime.now().isoformat(timespec="seconds")
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv) or 'python'}, "
+                     f"since {started})\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock

@@ -31,8 +31,8 @@ import logging
 import os
 import sys
 
-from absl import flags
 import numpy as np
+from absl import flags
 
 from emokeras.labels import CLASS_NAMES
 
@@ -62,6 +62,7 @@ def read_metadata(model_dir: str) -> dict:
 
     Raises:
       FileNotFoundError: `model_dir` is not a SavedModel folder emokeras wrote.
+      ValueError: its metadata is not readable JSON, or lacks what predict needs.
     """
     from emokeras.export import METADATA
 
@@ -71,8 +72,15 @@ def read_metadata(model_dir: str) -> dict:
     path = os.path.join(model_dir, METADATA)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{model_dir}: no {METADATA}; this SavedModel was not exported by emokeras")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error}); export the model again") from None
+    missing = [key for key in ("inputs", "class_names") if not isinstance(metadata, dict) or key not in metadata]
+    if missing:
+        raise ValueError(f"{path}: no {', '.join(missing)}; export the model again")
+    return metadata
 
 
 def needs_transcript(metadata: dict) -> bool:
@@ -179,7 +187,7 @@ class Predictor:
 
         from emokeras import data
         from emokeras.features.acoustic import FeatureError
-        from emokeras.prepare import fit_word_spans
+        from emokeras.preparation import fit_word_spans
 
         if needs_transcript(self.metadata):
             transcript = find_transcript(wav_path, self.transcripts_dir)

@@ -1,4 +1,4 @@
-"""TFRecord shards and their manifest (DESIGN.md, TFRecord example).
+"""TFRecord shards and their manifest (ARCHITECTURE.md, TFRecord example).
 
 One shard per session, `session-<k>-00000.tfrecord`, under
 `tfrecords/<corpus>/<encoder>/`, beside a `manifest.json` that says what the
@@ -157,6 +157,26 @@ def check_manifest(directory: str, expected: dict) -> dict:
                                + "; ".join(differences) + "); pass --overwrite to replace it, "
                                "or --out to write elsewhere")
     return found
+
+
+def check_shard(path: str, manifest: dict) -> None:
+    """Reads the first example of a shard and checks its sizes against the manifest, so that a folder whose
+    manifest disagrees with its shards is named before a pipeline fails inside a reshape.
+
+    Raises:
+      ManifestMismatch: naming the shard, the sizes found and the manifest's.
+    """
+    for serialized in tf.data.TFRecordDataset(path).take(1):
+        example = tf.io.parse_single_example(serialized, FEATURES)
+        frames, words = int(example["num_frames"]), int(example["num_words"])
+        floats = {name: len(example[name].numpy()) // 4 for name in ("frames", "word_vectors")}
+        found = {"num_features": floats["frames"] / max(frames, 1),
+                 "encoder_dimension": floats["word_vectors"] / max(words, 1)}
+        wrong = [f"{key} {value:g} where the manifest says {manifest[key]}" for key, value in found.items()
+                 if value != manifest[key]]
+        if wrong:
+            raise ManifestMismatch(f"{path}: its examples have {'; '.join(wrong)} ({MANIFEST} belongs to other "
+                                   "data); prepare the folder again with --overwrite")
 
 
 def count_examples(path: str) -> int:

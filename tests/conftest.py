@@ -8,7 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from emokeras.prepare import PrepareConfig, prepare
+from emokeras.config import PrepareConfig
+from emokeras.preparation import prepare_corpus
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +24,7 @@ def demo_config(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_data(demo_config):
     """The prepared folder (tfrecords/demo/char-ngram-256) of `demo_config`."""
-    return prepare(demo_config)
+    return prepare_corpus(demo_config)
 
 
 @pytest.fixture(scope="session")
@@ -35,24 +36,26 @@ def shared_runs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def b_aco_1_run(shared_runs, demo_data):
     """A finished small B-ACO-1 run on fold 3 (one epoch), exported: `(config, results)`."""
-    from emokeras.train import run
+    from emokeras.experiment import Experiment
+
     from run_testing import small_config
 
     config = small_config(shared_runs, demo_data, epochs=1)
-    return config, run(config)
+    return config, Experiment(config).run()
 
 
 @pytest.fixture(scope="session")
 def h_mm_4_run(shared_runs, demo_data):
-    """A finished small H-MM-4 run on fold 3 (three epochs), exported, trained on the path a GPU takes
+    """A finished small H-MM-4 run on fold 3 (two epochs), exported, trained on the path a GPU takes
     (tests/cudnn_testing.py): `(config, results, cuDNN branch)`."""
+    from emokeras.experiment import Experiment
+
     from cudnn_testing import cudnn_branch
-    from emokeras.train import run
     from run_testing import small_config
 
-    config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=3)
+    config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=2)
     with cudnn_branch() as branch:
-        results = run(config)
+        results = Experiment(config).run()
     return config, results, branch
 
 

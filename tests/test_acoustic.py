@@ -4,16 +4,29 @@ openSMILE only ever runs in worker processes here: this pytest process
 imports TensorFlow, after which constructing `opensmile.Smile` aborts.
 """
 
+import pickle
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile
+
+from emokeras.features import acoustic as acoustic_module
+from emokeras.features.acoustic import (
+    NUM_FEATURES,
+    FeatureError,
+    _extractor,
+    _Worker,
+    extract_frames_parallel,
+    frames_from_table,
+    names_in_worker,
+    read_audio,
+)
 
 from conftest import tone, write_wav
-from emokeras.features.acoustic import (NUM_FEATURES, FeatureError, _extractor, _Worker, extract_frames_parallel,
-                                        frames_from_table, names_in_worker)
 
 
 def expected_frames(num_samples):
@@ -32,7 +45,15 @@ def extracted(tmp_path_factory):
     write_wav(folder / "telephone.wav", tone(1.0, rate=8000), rate=8000)
     write_wav(folder / "click.wav", tone(0.03))
     (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(256)))
-    names = ["one_second", "corrupt", "two_seconds", "cd_rate", "stereo", "telephone", "click"]
+    signal = tone(1.0).astype("float32")
+    for name, damage in (("nan", np.nan), ("infinite", np.inf), ("loud", 3.5)):
+        damaged = signal.copy()
+        damaged[100:110] = damage
+        soundfile.write(str(folder / f"{name}.wav"), damaged, 16000, subtype="FLOAT")  # a float wav keeps them
+    write_wav(folder / "silent.wav", np.zeros(16000))
+    (folder / "a_folder.wav").mkdir()
+    names = ["one_second", "corrupt", "two_seconds", "cd_rate", "stereo", "telephone", "click", "nan", "infinite",
+             "loud", "silent", "a_folder", "missing"]
     paths = [str(folder / f"{name}.wav") for name in names]
     results = list(extract_frames_parallel(paths, workers=2, progress=False))
     assert [path for path, _, _ in results] == paths  # input order kept
@@ -75,6 +96,80 @@ def test_bad_audio_gets_a_clear_error_naming_the_file_and_the_rest_are_kept(extr
     assert extracted["click"][0] is None
     assert "click.wav: 30 ms of audio is shorter than one 60 ms analysis window" in extracted["click"][1]
     assert extracted["two_seconds"][1] is None  # after the corrupt file, still extracted
+
+
+def test_audio_values_are_checked_before_openSMILE_reads_them(extracted):
+    """NaN, infinite and over-range samples, and silence, would give features that look valid."""
+    messages = {name: extracted[name][1] for name in ("nan", "infinite", "loud", "silent", "a_folder", "missing")}
+    assert all(extracted[name][0] is None for name in messages)
+    assert messages["nan"].endswith("nan.wav: 10 of 16000 samples are NaN or infinite")
+    assert messages["infinite"].endswith("infinite.wav: 10 of 16000 samples are NaN or infinite")
+    assert messages["loud"].endswith("loud.wav: samples reach 3.5, beyond the [-1, 1] of audio samples; rescale the "
+                                     "file (emokeras does not clip it: that would change its energy and spectrum)")
+    assert messages["silent"].endswith("silent.wav: all silence (no sample above -90 dBFS)")
+    assert messages["a_folder"].endswith("a_folder.wav: a folder, not an audio file")
+    assert messages["missing"].endswith("missing.wav: no such file")
+
+
+def test_any_worker_failure_is_reported_and_nothing_waits_for_ever(tmp_path, monkeypatch):
+    """A worker answer that cannot be read (not a RuntimeError) used to end the feeder thread, and the reader
+    waited for ever. Now that file gets the error, a new worker takes the rest."""
+    for name in ("a", "b", "c"):
+        write_wav(tmp_path / f"{name}.wav", tone(0.5))
+    real_call = _Worker.call
+
+    def call(self, kind, argument):
+        if argument.endswith("b.wav"):
+            raise pickle.UnpicklingError("pickle data was truncated")
+        return real_call(self, kind, argument)
+
+    monkeypatch.setattr(_Worker, "call", call)
+    results = []
+    reader = threading.Thread(target=lambda: results.extend(extract_frames_parallel(
+        [str(tmp_path / f"{name}.wav") for name in ("a", "b", "c")], workers=1, progress=False)))
+    reader.start()
+    reader.join(timeout=240)
+    assert not reader.is_alive(), "extraction hung"
+    (_, a, a_error), (_, b, b_error), (_, c, c_error) = results
+    assert a_error is None and c_error is None and a.shape == c.shape
+    assert b is None and b_error.endswith("b.wav: openSMILE worker failed (UnpicklingError: pickle data was "
+                                          "truncated)")
+
+
+def test_a_feeder_that_dies_without_an_answer_is_not_waited_for(tmp_path, monkeypatch):
+    """A feeder thread that ends by an error of its own (here, naming the file fails) gives its last notice while
+    it still counts as alive: the reader used to wait for ever for a notice that never came."""
+    write_wav(tmp_path / "a.wav", tone(0.5))
+
+    def call(self, kind, argument):
+        raise pickle.UnpicklingError("truncated")
+
+    def request_name(request):
+        raise TypeError("cannot name it")
+
+    monkeypatch.setattr(_Worker, "call", call)
+    monkeypatch.setattr(acoustic_module, "request_name", request_name)
+    results = []
+    reader = threading.Thread(target=lambda: results.extend(
+        extract_frames_parallel([str(tmp_path / "a.wav")], workers=1, progress=False)), daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "extraction hung"
+
+
+def test_segments_and_path_like_requests(tmp_path):
+    """`(path, start, end)` reads only those seconds; a pathlib.Path is a path; errors name the segment."""
+    signal = np.concatenate([tone(1.0), np.zeros(16000)])
+    path = tmp_path / "half.wav"
+    write_wav(path, signal)
+    (_, whole, _), (_, first, _), (_, silent, error), (_, as_path, _) = extract_frames_parallel(
+        [str(path), (str(path), 0.0, 1.0), (str(path), 1.0, 2.0), tmp_path / "half.wav"], workers=1,
+        progress=False)
+    assert abs(first.shape[0] - whole.shape[0] / 2) <= 3  # one of the two seconds
+    np.testing.assert_allclose(as_path, whole)
+    assert silent is None and error == f"{path} [1.00 s, 2.00 s): all silence (no sample above -90 dBFS)"
+    np.testing.assert_allclose(read_audio(str(path), 0.5, 1.0), signal[8000:16000].astype(np.float32),
+                               atol=1 / 32768)
 
 
 def _frame_table(rows, columns=130):

@@ -3,6 +3,7 @@ and the command line writes the report."""
 
 import csv
 import json
+import logging
 import os
 import shlex
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from emokeras import crossval
+from emokeras import cross_validation as crossval
 from emokeras.config import TrainConfig, command_line
 
 
@@ -53,15 +54,15 @@ def test_modality_names():
     assert crossval.modality(TrainConfig(model="H-ACO-1")) == "Acoustics"
 
 
-def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(b_aco_1_run, capsys):
+def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(b_aco_1_run, caplog):
     # A sweep stopped after its first fold: the session's B-ACO-1 run of fold 3 is finished.
     config, first = b_aco_1_run
     first_path = os.path.join(config.run_dir(), "results.json")
     finished_at = os.path.getmtime(first_path)
-    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="emokeras")
 
     table = crossval.cross_validate(config, folds=(3, 2))
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "already trained" in out and out.count("already trained") == 1
     assert os.path.getmtime(first_path) == finished_at
     experiment_dir = os.path.dirname(config.run_dir())

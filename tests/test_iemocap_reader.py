@@ -2,12 +2,14 @@
 
 import logging
 import os
+import shutil
 
 import pytest
 
-from conftest import tone, write_wav
 from emokeras.corpus import count_table, read_iemocap
 from emokeras.corpus.iemocap import parse_utterance_id, read_wdseg
+
+from conftest import tone, write_wav
 
 WDSEG = """\tSFrm\tEFrm\tSegAScr\tWord
 \t    0\t   24\t  -60000\t<s>
@@ -33,11 +35,30 @@ TURNS = [
     (3, "Ses03M_impro03", "Ses03M_impro03_F002", "sad", True, SILENT_WDSEG),  # no words aligned
     (5, "Ses05M_script01_1b", "Ses05M_script01_1b_F003", "sad", True, WDSEG),  # female turn, male-led dialog
 ]
+# EmoEvaluation lines beyond the plain ones: (session, file, line). A turn without its [V, A, D] part (its wav and
+# alignment exist), a turn listed again with its label, one listed again with another, and a line with no label.
+EXTRA_LINES = [
+    (5, "Ses05M_script01_1b", "[10.0000 - 11.0000]\tSes05M_script01_1b_M004\tang"),
+    (1, "Ses01F_impro02", "[1.0000 - 2.0000]\tSes01F_impro01_F000\tneu\t[2.5000, 3.0000, 2.0000]"),
+    (1, "Ses01F_impro02", "[2.0000 - 3.0000]\tSes01F_impro01_M000\tsad\t[2.5000, 3.0000, 2.0000]"),
+    (3, "Ses03M_impro05a", "[3.0000 - 4.0000]\tSes03M_impro05a_F009"),
+]
 
 
 @pytest.fixture(scope="module")
 def iemocap_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("iemocap") / "IEMOCAP_full_release"
+    return write_iemocap_tree(tmp_path_factory.mktemp("iemocap") / "IEMOCAP_full_release")
+
+
+def write_iemocap_tree(root, sessions=(1, 2, 3, 4, 5)):
+    """The quirky tree of TURNS and EXTRA_LINES, with empty folders for the sessions that have no turns."""
+    for session in sessions:
+        os.makedirs(root / f"Session{session}" / "dialog" / "EmoEvaluation", exist_ok=True)
+    write_wav(root / "Session5" / "sentences" / "wav" / "Ses05M_script01_1b" / "Ses05M_script01_1b_M004.wav",
+              tone(1.5))
+    (root / "Session5" / "sentences" / "ForcedAlignment" / "Ses05M_script01_1b").mkdir(parents=True)
+    (root / "Session5" / "sentences" / "ForcedAlignment" / "Ses05M_script01_1b" / "Ses05M_script01_1b_M004.wdseg"
+     ).write_text(WDSEG)
     dialogs = {}
     for session, dialog, utterance_id, label, has_wav, wdseg in TURNS:
         dialogs.setdefault((session, dialog), []).append((utterance_id, label, has_wav, wdseg))
@@ -61,6 +82,9 @@ def iemocap_root(tmp_path_factory):
             os.makedirs(path.parent, exist_ok=True)
             path.write_text("\n".join(content) + "\n")
             (path.parent / f"._{dialog}.txt").write_bytes(b"\x00\x05\x16\x07 resource fork")  # macOS copy
+    for session, dialog, line in EXTRA_LINES:
+        with open(root / f"Session{session}" / "dialog" / "EmoEvaluation" / f"{dialog}.txt", "a") as handle:
+            handle.write(line + "\n")
     return str(root)
 
 
@@ -91,25 +115,32 @@ def test_reader_keeps_the_four_classes_and_skips_with_reasons(iemocap_root, capl
     with caplog.at_level(logging.WARNING):
         corpus = read_iemocap(iemocap_root)
     by_id = {u.utterance_id: u for u in corpus}
-    assert sorted(by_id) == ["Ses01F_impro01_F000", "Ses01F_impro01_M000", "Ses03M_impro05a_F000",
-                             "Ses05M_script01_1b_F003"]
-    assert [by_id[i].label for i in sorted(by_id)] == [2, 1, 1, 3]
+    assert sorted(by_id) == ["Ses01F_impro01_F000", "Ses03M_impro05a_F000", "Ses05M_script01_1b_F003",
+                             "Ses05M_script01_1b_M004"]
+    assert [by_id[i].label for i in sorted(by_id)] == [2, 1, 3, 0]
     utterance = by_id["Ses05M_script01_1b_F003"]
     assert (utterance.session, utterance.speaker, utterance.gender) == (5, "Ses05_F", "F")
     assert utterance.words == ("hello", "there") and utterance.word_spans == ((25, 61), (80, 120))
     assert utterance.transcript == "Hello there."
     assert utterance.wav_path.endswith(os.path.join("Session5", "sentences", "wav", "Ses05M_script01_1b",
                                                     "Ses05M_script01_1b_F003.wav"))
+    unreadable = os.path.join(iemocap_root, "Session3", "dialog", "EmoEvaluation", "Ses03M_impro05a.txt")
     assert corpus.skipped == {
         "other label": ["Ses01F_impro01_F001"],
         "no wav": ["Ses01F_impro01_MXX0", "Ses01F_impro01_M001"],
         "unknown label": ["Ses01F_impro01_F002"],
+        "duplicate listing": ["Ses01F_impro01_F000"],  # listed twice with one label: kept once
+        "conflicting duplicate labels": ["Ses01F_impro01_M000"],  # exc and sad: kept neither
         "no alignment": ["Ses03M_impro03_M001"],
         "no words": ["Ses03M_impro03_F002"],
+        "unreadable evaluation line": [f"{unreadable}:7: '[3.0000 - 4.0000]\\tSes03M_impro05a_F009'"],
     }
     text = caplog.text
     assert "Ses03M_impro03_M001" in text and "no alignment" in text
     assert "unknown label 'foo'" in text
+    assert "Ses01F_impro01_M000 is listed 2 times (Ses01F_impro01.txt, Ses01F_impro02.txt) with different labels " \
+           "(exc, sad): skipped" in text
+    assert f"{unreadable}:7:" in text
 
 
 def test_count_table_is_the_table_1_view(iemocap_root):
@@ -117,10 +148,17 @@ def test_count_table_is_the_table_1_view(iemocap_root):
     assert table[0].split() == ["speaker", "utterances", "anger", "happiness", "neutral", "sadness"]
     rows = {line.split()[0]: line.split()[1:] for line in table[2:]}
     assert rows["Ses01_F"] == ["1", "0", "0", "1", "0"]
-    assert rows["Ses01_M"] == ["1", "0", "1", "0", "0"]
-    assert rows["total"] == ["4", "0", "2", "1", "1"]
+    assert rows["Ses05_M"] == ["1", "1", "0", "0", "0"]
+    assert rows["total"] == ["4", "1", "1", "1", "1"]
 
 
 def test_reader_refuses_a_folder_without_sessions(tmp_path):
     with pytest.raises(FileNotFoundError, match="no Session1..Session5 folders"):
         read_iemocap(str(tmp_path))
+
+
+def test_reader_refuses_a_missing_session_naming_it(tmp_path):
+    root = write_iemocap_tree(tmp_path / "IEMOCAP_full_release", sessions=(1, 2, 4, 5))
+    shutil.rmtree(os.path.join(root, "Session3"))
+    with pytest.raises(FileNotFoundError, match=r"Session3: missing; each of the ten folds holds out one session"):
+        read_iemocap(root)

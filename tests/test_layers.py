@@ -3,8 +3,15 @@
 import keras
 import numpy as np
 
-from emokeras.layers import (AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask,
-                             MaskedAveragePooling, SpeakerFrameCompaction)
+from emokeras.layers import (
+    AcousticWordPooling,
+    ContextAttention,
+    GatedMultimodalUnit,
+    LengthMask,
+    MaskedAveragePooling,
+    SpeakerFrameCompaction,
+)
+
 from layer_testing import run_layer_test
 
 rng = np.random.default_rng(0)
@@ -122,6 +129,10 @@ def test_acoustic_word_pooling_maths_masks_and_padding():
     np.testing.assert_allclose(got, expected, rtol=1e-6)
     mask = keras.ops.convert_to_numpy(layer.compute_mask([frames, spans]))
     np.testing.assert_array_equal(mask, [[True, True, True], [True, True, False]])
+    # The mask follows the clipped spans: a span wholly past the frames pools nothing, and is masked.
+    past = np.array([[[8, 12], [10, 14], [0, 0]]], "int32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.compute_mask([frames[:1], past])),
+                                  [[True, False, False]])
     # Padding frames and padding words change nothing.
     padded_frames = np.concatenate([frames, 7 * np.ones((2, 5, 4), "float32")], axis=1)
     padded_spans = np.concatenate([np.minimum(spans, 10), np.zeros((2, 2, 2), "int32")], axis=1)

@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from emokeras.config import encoder_name
+from emokeras.features.lexical import TextEncoder, build_char_ngram_encoder
+
 from conftest import build_tiny_elmo, tiny_elmo_expected
-from emokeras.features.lexical import TextEncoder, build_char_ngram_encoder, encoder_name
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,17 @@
 """--mixed_precision: models compute in 16 bits with float32 variables, normalisation, softmax and losses; every
 model trains a step under mixed_bfloat16; a multi-view step under mixed_float16 scales its loss as Keras' own
-steps do; a whole run records and exports float32 inputs and outputs."""
+steps do. (A whole mixed-precision run, and its float32 export: tests/test_train.py.)"""
 
-import json
-import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import export, models, multiview
-from emokeras.config import MultiViewConfig
-from emokeras.train import dtype_policy, run
+from emokeras import models, multiview
+from emokeras.experiment import dtype_policy
+
 from model_testing import bucket_batch, small_model
-from run_testing import small_config
 
 LABELS = np.array([0, 1, 2, 3, 1])
 
@@ -67,19 +64,3 @@ def test_a_multiview_step_under_mixed_float16_scales_its_loss():
     ratio = np.linalg.norm(np.concatenate([c.ravel() for c in change])) / np.linalg.norm(
         np.concatenate([c.ravel() for c in reference_change]))
     assert 0.9 < ratio < 1.1, ratio
-
-
-def test_a_mixed_precision_run_records_it_and_exports_float32(tmp_path, demo_data):
-    config = small_config(tmp_path, demo_data, epochs=1, mixed_precision="mixed_bfloat16",
-                          multiview=MultiViewConfig(mode="joint", view="B-LEX"))
-    results = run(config)
-    assert keras.mixed_precision.global_policy().name == "float32"
-    assert all(np.isfinite(row["loss"]) and np.isfinite(row["contrastive_loss"]) for row in results["history"])
-    with open(os.path.join(config.run_dir(), "config.json")) as f:
-        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"
-    serve = export.load_serving(config.export_dir())
-    assert {name: spec.dtype for name, spec in serve.structured_input_signature[1].items()} == {
-        "frames": tf.float32, "num_frames": tf.int32}
-    assert serve.structured_outputs["probabilities"].dtype == tf.float32
-    with open(os.path.join(config.export_dir(), export.METADATA)) as f:
-        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tone
 from emokeras import data, export, predict
+
+from conftest import tone
 
 FOLD = 3  # test speaker Ses02_F
 
@@ -117,7 +118,8 @@ def test_multimodal_model_reads_wdseg_or_json_transcripts(exported, prepared_exa
     transcripts = tmp_path / "transcripts"
     transcripts.mkdir()
     entries = [{"word": "<sil>", "start": 0.0, "end": spans[0][0] / 100}] if spans[0][0] > 0 else []
-    entries += [{"word": word.upper(), "start": start / 100, "end": end / 100} for word, (start, end) in zip(words, spans)]
+    entries += [{"word": word.upper(), "start": start / 100, "end": end / 100}
+                for word, (start, end) in zip(words, spans)]
     (transcripts / "json_timed.json").write_text(json.dumps({"words": entries}))
     json_timed = shutil.copy(source, tmp_path / "json_timed.wav")
     [answer] = predict.Predictor(model_dir, transcripts_dir=str(transcripts)).predict([json_timed])
@@ -133,11 +135,6 @@ def test_bad_json_transcript_names_the_file_and_word(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(predict.PredictionError, match="bad.json: not a transcript"):
         predict.read_transcript(str(path))
-
-
-def test_a_folder_that_is_not_an_export_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no saved_model.pb"):
-        predict.read_metadata(str(tmp_path))
 
 
 def test_command_line_prints_json_and_fails_for_the_bad_file(exported, demo_config, tmp_path):
@@ -162,3 +159,17 @@ def test_a_transcript_with_no_word_in_the_frames_read_is_refused(exported, tmp_p
     [answer] = predict.Predictor(exported["H-MM-4"]).predict([wav])
     assert answer.error == f"{wav}: no word starts inside its first 700 frames (or it has no frame), so the models " \
                            "cannot read it"
+
+
+def test_a_folder_that_is_not_an_export_or_a_damaged_one_is_refused_by_name(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved_model.pb"):
+        predict.read_metadata(str(tmp_path))
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    metadata = tmp_path / "assets.extra" / "emokeras.json"
+    metadata.parent.mkdir()
+    metadata.write_text("")
+    with pytest.raises(ValueError, match=rf"{metadata}: not readable JSON \(.*\); export the model again"):
+        predict.read_metadata(str(tmp_path))
+    metadata.write_text("{}")
+    with pytest.raises(ValueError, match=rf"{metadata}: no inputs, class_names; export the model again"):
+        predict.read_metadata(str(tmp_path))

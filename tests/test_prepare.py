@@ -6,15 +6,19 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected, tone, write_wav
 from emokeras import data, tfrecords
 from emokeras.corpus import demo, read_iemocap
-from emokeras.prepare import NO_WORD_READ, fit_word_spans, prepare
 from emokeras.features.acoustic import FeatureError
+from emokeras.files import OutputError
+from emokeras.preparation import NO_WORD_READ, fit_word_spans, prepare_corpus
+
+from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected, tone, write_wav
 
 
 def test_fit_word_spans_clips_small_overruns_and_refuses_large_ones():
@@ -28,7 +32,8 @@ def _wdseg_path(utterance):
     """Session<k>/sentences/wav/<dialog>/<id>.wav -> Session<k>/sentences/ForcedAlignment/<dialog>/<id>.wdseg"""
     dialog_dir = os.path.dirname(utterance.wav_path)
     sentences_dir = os.path.dirname(os.path.dirname(dialog_dir))
-    return os.path.join(sentences_dir, "ForcedAlignment", os.path.basename(dialog_dir), utterance.utterance_id + ".wdseg")
+    return os.path.join(sentences_dir, "ForcedAlignment", os.path.basename(dialog_dir),
+                        utterance.utterance_id + ".wdseg")
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +67,7 @@ def damaged(tmp_path_factory):
                      if utterance.utterance_id in line else line for line in text.splitlines()]
             with open(path, "w") as handle:
                 handle.write("\n".join(lines) + "\n")
-    data_dir = prepare(config)
+    data_dir = prepare_corpus(config)
     return data_dir, victims, len(corpus)
 
 
@@ -81,25 +86,25 @@ def test_bad_inputs_are_skipped_counted_and_named_and_the_rest_kept(damaged):
 
 def test_prepare_is_idempotent_and_refuses_a_mismatch(tmp_path):
     config = small_demo_config(tmp_path)
-    data_dir = prepare(config)
+    data_dir = prepare_corpus(config)
     manifest_path = os.path.join(data_dir, "manifest.json")
     stamp = os.stat(manifest_path).st_mtime_ns
-    assert prepare(config) == data_dir
+    assert prepare_corpus(config) == data_dir
     assert os.stat(manifest_path).st_mtime_ns == stamp  # nothing redone
 
     config.demo_utterances_per_speaker = 5  # another corpus, same output folder
     with pytest.raises(tfrecords.ManifestMismatch, match=r"corpus_stamp: found .*utterances_per_speaker=4.*"
                                                          r"asked for .*utterances_per_speaker=5.*--overwrite"):
-        prepare(config)
+        prepare_corpus(config)
     config.overwrite = True
-    prepare(config)
+    prepare_corpus(config)
     assert tfrecords.read_manifest(data_dir)["num_utterances"] == 50
 
 
 def test_prepare_with_an_elmo_signature_encoder(tmp_path):
     handle = build_tiny_elmo(tmp_path / "tiny-elmo")
     config = small_demo_config(tmp_path, text_encoder=handle)
-    data_dir = prepare(config)
+    data_dir = prepare_corpus(config)
     assert data_dir.endswith(os.path.join("demo", "tiny-elmo"))
     manifest = tfrecords.read_manifest(data_dir)
     assert (manifest["encoder_convention"], manifest["encoder_dimension"]) == ("elmo", 16)
@@ -118,7 +123,8 @@ def test_command_line_prepares_and_reports(tmp_path):
     result = _run("--demo_utterances_per_speaker=4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["speaker", "utterances", "anger", "happiness", "neutral", "sadness"]
+    assert lines[0].startswith("writing the demo corpus to ")
+    assert lines[1].split() == ["speaker", "utterances", "anger", "happiness", "neutral", "sadness"]
     assert lines[-3].split() == ["total", "40", "10", "10", "10", "10"]
     assert os.path.isfile(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json")
     with open(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json") as handle:
@@ -132,3 +138,40 @@ def test_command_line_errors_are_clear(tmp_path):
     result = _run("--corpus=iemocap", f"--root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 1
     assert "no Session1..Session5 folders" in result.stderr
+
+
+def test_a_full_disk_stops_preparation_clearly_and_marks_nothing_complete(tmp_path, monkeypatch):
+    """TensorFlow's writer raises ResourceExhaustedError on a full disk (measured on a full tmpfs: "No space left
+    on device"): the error names the folder, the openSMILE workers stop, nothing is left marked complete, and the
+    same command succeeds once there is room."""
+    config = small_demo_config(tmp_path)
+    data_dir = config.data_dir()
+    real_write = tfrecords.ShardWriter.write
+    writes = []
+
+    def write(self, serialized):
+        writes.append(self.path)
+        if len(writes) == 5:
+            raise tf.errors.ResourceExhaustedError(None, None, f"{self.path}.tmp; No space left on device")
+        return real_write(self, serialized)
+
+    monkeypatch.setattr(tfrecords.ShardWriter, "write", write)
+    threads = threading.active_count()
+    with pytest.raises(OutputError, match=rf"^{re.escape(data_dir)}.partial: could not write the TFRecords \(the "
+                                          r"disk is full\); nothing there is marked complete"):
+        prepare_corpus(config)
+    assert not os.path.exists(data_dir) and not os.path.exists(data_dir + ".partial")
+    assert threading.active_count() == threads  # the feeder threads stopped
+    assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _is_worker_of_this_process(pid)]
+    monkeypatch.undo()
+    assert tfrecords.read_manifest(prepare_corpus(config))["num_utterances"] == 40
+
+
+def _is_worker_of_this_process(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return parent == os.getpid() and b"emokeras.features.acoustic" in handle.read()
+    except OSError:  # the process ended meanwhile
+        return False

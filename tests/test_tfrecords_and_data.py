@@ -1,5 +1,6 @@
 """TFRecord round trip, the fold rule, truncation, batching and normalisation statistics."""
 
+import json
 import os
 
 import numpy as np
@@ -148,3 +149,16 @@ def test_an_utterance_without_a_word_in_its_kept_frames_stops_the_pipeline_namin
             list(data.make_dataset(demo_data, 3, "validation", data_config=settings))
     with pytest.raises(data.UnreadableUtterance, match=r"^Ses0[1345][FM]_\S+: no word starts inside its first 5"):
         data.frame_statistics(demo_data, 3, settings)
+
+
+def test_a_manifest_that_disagrees_with_its_shards_is_named(demo_data, tmp_path):
+    """Another encoder's manifest beside these shards: named before any pipeline fails inside a reshape."""
+    for name in os.listdir(demo_data):
+        if name.endswith(".tfrecord"):
+            os.symlink(os.path.join(demo_data, name), tmp_path / name)
+    with open(os.path.join(demo_data, tfrecords.MANIFEST)) as handle:
+        manifest = json.load(handle)
+    tfrecords.write_manifest(str(tmp_path), {**manifest, "encoder_dimension": 1024})
+    with pytest.raises(tfrecords.ManifestMismatch, match=r"session-1-00000.tfrecord: its examples have "
+                                                         r"encoder_dimension 256 where the manifest says 1024"):
+        data.make_dataset(str(tmp_path), 3, "train")

@@ -1,22 +1,29 @@
-"""emokeras.train at small sizes: the run folder, best-epoch selection, resume after interruption,
-refusing to retrain a finished run, the exported SavedModel, and two replicas against one."""
+"""emokeras.experiment at small sizes: the run folder, best-epoch selection, resuming after an interruption at any
+point, a run's identity, one writer per run folder, the exported SavedModel, and two replicas against one."""
 
 import csv
+import dataclasses
 import json
+import logging
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+
+from emokeras import data, experiment, export, models
+from emokeras.config import MultiViewConfig, command_line
+from emokeras.experiment import Experiment, RunMismatch, build_compiled_model, build_multiview_model
+from emokeras.files import FolderInUse, OutputError
+from emokeras.specs import model_spec
 
 from cudnn_testing import lstm_layers
-from emokeras import data, export, models
-from emokeras.config import MultiViewConfig
-from emokeras.specs import model_spec
 from run_testing import small_config
-from emokeras.train import build_compiled_model, build_multiview_model, run
 
 
 def read_history(config):
@@ -43,7 +50,7 @@ def test_a_training_run_passes_every_lstm_a_mask_cudnn_accepts(h_mm_4_run):
     assert not branch.unmasked()
 
 
-def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys):
+def test_run_folder_holds_config_history_tensorboard_and_results(trained):
     config, results = trained
     run_dir = config.run_dir()
     assert run_dir.endswith(os.path.join("runs", "H-MM-4", "fold-3"))
@@ -51,14 +58,14 @@ def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys
         resolved = json.load(f)
     assert resolved["model"] == "H-MM-4" and resolved["model_config"]["hidden_units"] == 8
     assert resolved["replicas"] >= 1 and resolved["data"] == config.data
-    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2]
+    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for writer in ("train", "validation"):
         events = EventAccumulator(os.path.join(run_dir, "tensorboard", writer)).Reload()
         tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
         assert {"epoch_loss", "epoch_unweighted_accuracy", "epoch_weighted_accuracy"} <= tags, (writer, tags)
-    assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once training finished
+    assert not os.path.exists(os.path.join(run_dir, "state"))  # removed once the results are written
     with open(os.path.join(run_dir, "results.json")) as f:
         assert json.load(f) == results
     for split in ("validation", "test"):
@@ -66,7 +73,7 @@ def test_run_folder_holds_config_history_tensorboard_and_results(trained, capsys
         assert matrix.shape == (4, 4) and matrix.sum() == 40  # the demo's held-out speaker: 40 utterances
         np.testing.assert_allclose(results[split]["unweighted_accuracy"], ua_from_confusion(matrix), rtol=1e-6)
         np.testing.assert_allclose(results[split]["weighted_accuracy"], np.trace(matrix) / 40, rtol=1e-6)
-    assert results["epochs"] == 3 and results["train_seconds"] > 0
+    assert results["epochs"] == 2 and results["train_seconds"] > 0
 
 
 def _events(directory):
@@ -94,7 +101,7 @@ def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
     validation = _plugin_tensors(os.path.join(tensorboard_dir, "validation"))
     for tag in ("confusion_matrix", "attention"):
         plugin, steps = validation[tag]
-        assert plugin == "images" and [step for step, _ in steps] == [0, 1, 2], tag
+        assert plugin == "images" and [step for step, _ in steps] == [0, 1], tag
         width, height = (int(x) for x in steps[-1][1][:2])
         image = tf.image.decode_png(steps[-1][1][2]).numpy()
         assert image.shape == (height, width, 3) and image.std() > 0, tag  # a drawing, not a blank
@@ -102,7 +109,7 @@ def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
     for writer in ("train", "validation"):
         tags = _plugin_tensors(os.path.join(tensorboard_dir, writer))
         for tag in ("epoch_loss", "epoch_unweighted_accuracy", "epoch_weighted_accuracy"):
-            assert tags[tag][0] == "scalars" and len(tags[tag][1]) == 3, (writer, tag)
+            assert tags[tag][0] == "scalars" and len(tags[tag][1]) == 2, (writer, tag)
     metadata = _events(tensorboard_dir).SummaryMetadata("_hparams_/session_start_info")
     assert metadata.plugin_data.plugin_name == "hparams"
     start = plugin_data_pb2.HParamsPluginData.FromString(metadata.plugin_data.content).session_start_info
@@ -142,11 +149,12 @@ def test_exported_saved_model_matches_the_keras_model(trained):
         assert f"['{name}']" in shown.stdout
 
 
-def test_a_finished_run_is_reported_not_retrained(trained, capsys):
+def test_a_finished_run_is_reported_not_retrained(trained, caplog):
+    caplog.set_level(logging.INFO, logger="emokeras")
     config, results = trained
-    again = run(config)
+    again = Experiment(config).run()
     assert again == results
-    assert "already trained" in capsys.readouterr().out
+    assert "already trained" in caplog.text
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -168,24 +176,101 @@ class EpochsSeen(keras.callbacks.Callback):
         self.epochs.append(epoch)
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, demo_data, capsys):
-    config = small_config(tmp_path, demo_data, epochs=4)
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, demo_data, caplog):
+    caplog.set_level(logging.INFO, logger="emokeras")
+    config = small_config(tmp_path, demo_data, epochs=3)
     with pytest.raises(KeyboardInterrupt):
-        run(config, callbacks=[Interrupt(after_epoch=1)])
-    assert os.path.isdir(os.path.join(config.run_dir(), "backup"))
+        Experiment(config).run(callbacks=[Interrupt(after_epoch=0)])
+    assert os.path.isdir(os.path.join(config.run_dir(), "state"))
     assert not os.path.exists(os.path.join(config.run_dir(), "results.json"))
+    # Resumed with other sizes: refused, and the run's recorded configuration is left as it was.
+    with open(os.path.join(config.run_dir(), "config.json")) as f:
+        recorded = f.read()
+    bigger = dataclasses.replace(config, model_config=dataclasses.replace(config.model_config, hidden_units=16))
+    with pytest.raises(RunMismatch, match="--hidden_units: recorded 8, asked for 16"):
+        Experiment(bigger).run()
+    with open(os.path.join(config.run_dir(), "config.json")) as f:
+        assert f.read() == recorded
     seen = EpochsSeen()
-    results = run(config, callbacks=[seen])
-    assert "resuming" in capsys.readouterr().out
-    assert seen.epochs == [2, 3]  # epochs 0 and 1 were finished before the interruption
-    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2, 3]
+    results = Experiment(config).run(callbacks=[seen])
+    assert "resuming" in caplog.text
+    assert seen.epochs == [1, 2]  # epoch 0 was finished before the interruption
+    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2]
     values = [float(row["val_unweighted_accuracy"]) for row in read_history(config)]
-    assert results["epochs"] == 4 and results["best_epoch"] == int(np.argmax(values)) + 1
+    assert results["epochs"] == 3 and results["best_epoch"] == int(np.argmax(values)) + 1
+
+
+def test_a_run_stopped_after_training_finishes_from_its_best_epoch(tmp_path, demo_data, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="emokeras")
+    """Stopped during the export (here by a full disk; a kill stops it the same way): the error names the export
+    folder, and the rerun trains no epoch again; the history, epochs, time and best epoch are the first run's."""
+    config = small_config(tmp_path, demo_data, epochs=1)
+
+    def full_disk(model, path, metadata):
+        raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables; No space left on device")
+
+    monkeypatch.setattr(experiment, "export_saved_model", full_disk)
+    with pytest.raises(OutputError, match=rf"^{config.export_dir()}: could not write the exported model \(the disk "
+                                          r"is full\)"):
+        Experiment(config).run()
+    assert not os.path.exists(os.path.join(config.run_dir(), "results.json"))
+    monkeypatch.undo()
+    with open(os.path.join(config.run_dir(), "best.json")) as f:
+        best = json.load(f)
+    seen = EpochsSeen()
+    results = Experiment(config).run(callbacks=[seen])
+    assert seen.epochs == [] and "finishing the trained run from its best epoch" in caplog.text
+    history = read_history(config)
+    assert [int(row["epoch"]) for row in history] == [0] and results["epochs"] == 1
+    assert results["train_seconds"] == round(sum(float(row["epoch_seconds"]) for row in history), 1)
+    assert results["best_epoch"] == best["epoch"]
+    assert os.path.isfile(os.path.join(config.export_dir(), "saved_model.pb"))
+
+
+def test_a_run_of_other_settings_is_refused_naming_each_difference(b_aco_1_run, tmp_path):
+    config, results = b_aco_1_run
+    results_path = os.path.join(config.run_dir(), "results.json")
+    finished_at = os.path.getmtime(results_path)
+    other = dataclasses.replace(config, epochs=2, data=str(tmp_path / "elsewhere"),
+                                data_config=dataclasses.replace(config.data_config, max_frames=600),
+                                model_config=dataclasses.replace(config.model_config, hidden_units=16))
+    pattern = (r"B-ACO-1/fold-3 holds a run of another configuration \(--epochs: recorded 1, asked for 2; --data: "
+               r"recorded '.*', asked for '.*elsewhere'; --max_frames: recorded 700, asked for 600; "
+               r"--hidden_units: recorded 8, asked for 16\); train it again with --overwrite, or elsewhere with "
+               r"--output")
+    with pytest.raises(RunMismatch, match=pattern):
+        Experiment(other).run()
+    assert os.path.getmtime(results_path) == finished_at
+    # What does not shape the result is not part of the run: a multi-view setting of a single model.
+    ignored = dataclasses.replace(config, multiview=dataclasses.replace(config.multiview, beta_a=2.0))
+    assert Experiment(ignored).run() == results
+    # The command line says it in one line, with exit status 1.
+    result = subprocess.run([sys.executable, "-m", *shlex.split(command_line(other, "emokeras.train"))],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "--hidden_units: recorded 8, asked for 16" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_one_run_folder_has_one_writer_and_a_killed_holder_frees_it(b_aco_1_run):
+    config, results = b_aco_1_run
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom emokeras.files import exclusive\n"
+         "with exclusive(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(600)", config.run_dir()],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderInUse, match=rf"fold-3 is in use by process {holder.pid} on .* since .*; wait for "
+                                              "it to finish, or stop it"):
+            Experiment(config).run()
+    finally:
+        holder.kill()  # SIGKILL: the holder cannot clean up
+        holder.wait()
+    assert Experiment(config).run() == results  # its lock is free again
 
 
 def test_bad_model_name_fails_before_training(tmp_path, demo_data):
     with pytest.raises(ValueError, match="unknown model 'B-ACO-3'"):
-        run(small_config(tmp_path, demo_data, model="B-ACO-3"))
+        Experiment(small_config(tmp_path, demo_data, model="B-ACO-3"))
 
 
 _TWO_REPLICAS = """
@@ -195,7 +280,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from emokeras import data, models
 from emokeras.config import ModelConfig, TrainConfig
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
-from emokeras.train import build_compiled_model
+from emokeras.experiment import build_compiled_model
 data_dir, name = {data_dir!r}, {name!r}
 config = TrainConfig(model=name, fold=3, learning_rate=1e-2,
                      model_config=ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0))
@@ -213,7 +298,8 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     batch = tf.data.Dataset.from_tensors((models.select_inputs(model, inputs), labels))
     logs = {{key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}}
     after = model.evaluate(batch, verbose=0, return_dict=True)
-    results.append((strategy.num_replicas_in_sync, logs, after, [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
+    results.append((strategy.num_replicas_in_sync, logs, after,
+                    [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
 (r1, logs1, after1, weights1), (r2, logs2, after2, weights2) = results
 assert (r1, r2) == (1, 2)
 print('LOGS', logs1, logs2, after1, after2)
@@ -227,30 +313,40 @@ for (path, w1), (_, w2) in zip(weights1, weights2):
 """
 
 
-@pytest.mark.parametrize("name", ["B-ACO-1", "H-MM-4"])
-def test_two_replicas_train_like_one(demo_data, name):
-    """One step on the same global batch under one and two replicas: same loss, UA, WA and weights.
-    Logical CPU devices must be configured before TensorFlow starts, hence a fresh process."""
-    script = _TWO_REPLICAS.format(data_dir=demo_data, name=name)
+def test_two_replicas_train_like_one(demo_data):
+    """One step of H-MM-4 on the same global batch under one and two replicas: same loss, UA, WA and weights (its
+    GMU's batch statistics included). Logical CPU devices must be configured before TensorFlow starts, hence a
+    fresh process."""
+    script = _TWO_REPLICAS.format(data_dir=demo_data, name="H-MM-4")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
 
 
-def test_teacher_run_exports_an_acoustic_only_student(trained, tmp_path):
+def test_a_mixed_precision_teacher_run_exports_a_float32_acoustic_only_student(trained, tmp_path):
     teacher_config, _ = trained
     # "{fold}" in --teacher stands for the run's fold (one flag for a cross-validation sweep).
     teacher = os.path.join(os.path.dirname(teacher_config.run_dir()), "fold-{fold}")
-    config = small_config(tmp_path, teacher_config.data, epochs=1,
+    config = small_config(tmp_path, teacher_config.data, epochs=1, mixed_precision="mixed_bfloat16",
                           multiview=MultiViewConfig(mode="teacher", teacher=teacher))
-    results = run(config)
+    results = Experiment(config).run()
+    assert keras.mixed_precision.global_policy().name == "float32"  # the run's policy does not leak out
     assert config.run_dir().endswith(os.path.join("B-ACO-1.teacher.H-MM-4", "fold-3"))
     history = read_history(config)
     assert {"contrastive_loss", "kl_loss", "val_unweighted_accuracy"} <= set(history[0])
     assert "acoustic_loss" not in history[0]  # the teacher row is Lc + LKL
+    assert all(np.isfinite(float(value)) for value in history[0].values())
+    with open(os.path.join(config.run_dir(), "config.json")) as f:
+        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"
+    with open(os.path.join(config.export_dir(), export.METADATA)) as f:
+        assert json.load(f)["mixed_precision"] == "mixed_bfloat16"
     serve = export.load_serving(config.export_dir())
-    assert set(serve.structured_input_signature[1]) == {"frames", "num_frames"}  # no transcript needed
+    # No transcript needed, and float32 in and out whatever the policy inside.
+    assert {name: spec.dtype for name, spec in serve.structured_input_signature[1].items()} == {
+        "frames": tf.float32, "num_frames": tf.int32}
+    assert serve.structured_outputs["probabilities"].dtype == tf.float32
     # The export is the trained student: rebuild the multi-view model, load the best weights, compare.
-    model, student = build_multiview_model(config, config.data)
+    with experiment.dtype_policy("mixed_bfloat16"):
+        model, student = build_multiview_model(config, config.data)
     model.load_weights(os.path.join(config.run_dir(), "best.weights.h5"))
     inputs, _ = next(iter(data.make_dataset(config.data, 3, "test", batch_size=16)))
     inputs = models.select_inputs(student, inputs)
@@ -259,11 +355,19 @@ def test_teacher_run_exports_an_acoustic_only_student(trained, tmp_path):
     assert results["model"] == "B-ACO-1.teacher.H-MM-4"
 
 
-def test_a_teacher_from_another_fold_is_refused(trained, tmp_path):
+def test_a_teacher_must_be_a_finished_run_of_the_same_fold(trained, tmp_path):
     teacher_config, _ = trained
     config = small_config(tmp_path, teacher_config.data, fold=2,
                           multiview=MultiViewConfig(mode="teacher", teacher=teacher_config.run_dir()))
     with pytest.raises(ValueError, match="trained on fold 3, not fold 2"):
-        run(config)
+        Experiment(config).run()
+    unfinished = tmp_path / "unfinished" / "H-MM-4" / "fold-3"  # trained, but stopped before its results
+    unfinished.mkdir(parents=True)
+    for name in ("config.json", "best.weights.h5"):
+        shutil.copy(os.path.join(teacher_config.run_dir(), name), unfinished / name)
+    config = small_config(tmp_path, teacher_config.data, multiview=MultiViewConfig(mode="teacher",
+                                                                                   teacher=str(unfinished)))
+    with pytest.raises(FileNotFoundError, match=r"unfinished/H-MM-4/fold-3 is not a finished run \(no results.json\)"):
+        Experiment(config).run()
     with pytest.raises(ValueError, match="needs --teacher"):
         small_config(tmp_path, teacher_config.data, multiview=MultiViewConfig(mode="frozen")).run_dir()

@@ -1,22 +1,27 @@
 """emokeras.tune: two trials of a small joint search record their objective, a finished search resumes without
 new trials, and the best trial comes with the command that retrains it."""
 
+import dataclasses
 import json
+import logging
+import shlex
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from emokeras import tune
+from emokeras import tuning
 from emokeras.config import MultiViewConfig, TuneConfig, command_line
+from emokeras.experiment import RunMismatch
+
 from run_testing import small_config
 
 
 def test_searched_settings_follow_the_mode():
-    assert tune.searched("joint") == ("beta_a", "beta_m", "margin", "negatives")
-    assert tune.searched("frozen") == ("beta_a", "margin", "negatives")
-    assert tune.searched("teacher") == ("margin", "negatives")
+    assert tuning.searched("joint") == ("beta_a", "beta_m", "margin", "negatives")
+    assert tuning.searched("frozen") == ("beta_a", "margin", "negatives")
+    assert tuning.searched("teacher") == ("margin", "negatives")
 
 
 def test_command_line_lists_the_flags_off_their_defaults(tmp_path, demo_data):
@@ -28,10 +33,11 @@ def test_command_line_lists_the_flags_off_their_defaults(tmp_path, demo_data):
     assert "--beta_m" not in command and "--model" not in command and "--student" not in command
 
 
-def test_two_trials_record_the_objective_and_a_finished_search_resumes(tmp_path, demo_data, capsys):
+def test_two_trials_record_the_objective_and_a_finished_search_resumes(tmp_path, demo_data, caplog):
+    caplog.set_level(logging.INFO, logger="emokeras")
     config = small_config(tmp_path, demo_data, epochs=1, multiview=MultiViewConfig(mode="joint", view="B-LEX"))
     space = TuneConfig(tuner="random", max_trials=2, directory=str(tmp_path / "tuning"))
-    values, score, command = tune.tune(config, space)
+    values, score, command = tuning.search_hyperparameters(config, space)
 
     project = tmp_path / "tuning" / "B-ACO-1.joint.B-LEX.fold-3"
     trials = sorted(project.glob("trial_*/trial.json"))
@@ -46,21 +52,32 @@ def test_two_trials_record_the_objective_and_a_finished_search_resumes(tmp_path,
         assert trial["score"] == pytest.approx(observation["value"][0])
     best = max(recorded, key=lambda trial: trial["score"])
     assert score == pytest.approx(best["score"]) and values == best["hyperparameters"]["values"]
-    out = capsys.readouterr().out
+    out = caplog.text
     assert f"validation UA {score:.4f}" in out and f"retrain it: {command}" in out
     for name, value in values.items():
         assert f"--{name} {value}" in command or getattr(MultiViewConfig(), name) == value
 
     # Started again with the same budget: the two finished trials are read back, none is run.
-    again = tune.tune(config, space)
+    again = tuning.search_hyperparameters(config, space)
     assert again == (values, score, command)
     assert len(list(project.glob("trial_*/trial.json"))) == 2
     assert np.isfinite(score)
 
     # The command line resumes the same search and prints the same best trial.
     result = subprocess.run(
-        [sys.executable, "-m", "emokeras.tune", "--fold", "3", "--view", "B-LEX", "--max_trials", "2",
-         "--tuning", space.directory, "--data", demo_data, "--hidden_units", "8", "--epochs", "1"],
-        capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", *shlex.split(command_line(config, "emokeras.tune")), "--max_trials", "2",
+         "--tuning", space.directory], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best of 2 trials" in result.stdout and f"validation UA {score:.4f}" in result.stdout
+
+
+def test_a_search_around_other_settings_is_refused(tmp_path, demo_data):
+    """The tuning folder records the configuration its trials were trained around."""
+    config = small_config(tmp_path, demo_data, epochs=1, multiview=MultiViewConfig(mode="joint", view="B-LEX"))
+    space = TuneConfig(max_trials=1, directory=str(tmp_path / "tuning"))
+    project = tmp_path / "tuning" / "B-ACO-1.joint.B-LEX.fold-3"
+    project.mkdir(parents=True)
+    (project / "config.json").write_text(json.dumps(dataclasses.asdict(dataclasses.replace(config, epochs=5))))
+    with pytest.raises(RunMismatch, match=r"B-ACO-1.joint.B-LEX.fold-3 holds a search around another "
+                                          r"configuration \(--epochs: recorded 5, asked for 1\)"):
+        tuning.search_hyperparameters(config, space)

@@ -27,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 NUM_SESSIONS = 5
 
-_EMO_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\S+)\s+\[")
+# `[start - end]<TAB>id<TAB>label<TAB>[V, A, D]`; the [V, A, D] part is not read, and may be missing.
+_EMO_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+([^\s\[]+)(?:\s+\[.*)?\s*$")
 _TRANSCRIPT_LINE = re.compile(r"^(\S+)\s+\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]:\s?(.*)$")
 _UTTERANCE_ID = re.compile(r"^Ses(\d+)[FM]_.+_([FM])[0-9X]+$")
 _VARIANT = re.compile(r"\(\d+\)$")
@@ -92,7 +93,7 @@ def parse_utterance_id(utterance_id: str) -> tuple[int, str, str, str]:
 
 
 def is_non_speech(token: str) -> bool:
-    """Silence, sentence boundaries and noise markers are not words (DESIGN.md, Word spans)."""
+    """Silence, sentence boundaries and noise markers are not words (ARCHITECTURE.md, Word spans)."""
     return token.startswith("<") or (token.startswith("++") and token.endswith("++"))
 
 
@@ -129,15 +130,18 @@ def read_wdseg(path: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]
     return tuple(words), tuple(spans)
 
 
-def read_emo_evaluation(path: str) -> list[tuple[str, str]]:
-    """Returns `(utterance_id, label)` pairs from one EmoEvaluation file."""
-    pairs = []
+def read_emo_evaluation(path: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Returns the `(utterance_id, label)` pairs of one EmoEvaluation file, and its utterance lines (those that
+    start with `[`) that cannot be read, as `<file>:<line>: <text>`."""
+    pairs, unreadable = [], []
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             match = _EMO_LINE.match(line)
             if match:
                 pairs.append((match.group(3), match.group(4)))
-    return pairs
+            elif line.startswith("["):
+                unreadable.append(f"{path}:{number}: {line.strip()!r}")
+    return pairs, unreadable
 
 
 def read_transcriptions(path: str) -> dict[str, str]:
@@ -174,30 +178,53 @@ def read_iemocap(root: str, sessions=tuple(range(1, NUM_SESSIONS + 1))) -> Corpu
       per reason. Utterances without a wav or an alignment, with no words in
       their alignment, with an unreadable alignment or with an unknown label
       are skipped with a warning naming them; other IEMOCAP labels (`fru`,
-      `sur`, ...) are dropped as the 4-class task does, and counted.
+      `sur`, ...) are dropped as the 4-class task does, and counted. An
+      utterance listed more than once is kept once if every listing gives it
+      the same label, and not at all if they disagree; either way it is
+      named and counted. An utterance line that cannot be read is named by its
+      file and line, and counted.
 
     Raises:
-      FileNotFoundError: if `root` holds none of the sessions.
+      FileNotFoundError: a session folder is missing (the folds need all five), or `root` holds none.
     """
     session_dirs = {s: os.path.join(root, f"Session{s}") for s in sessions}
-    if not any(os.path.isdir(d) for d in session_dirs.values()):
+    missing = [d for d in session_dirs.values() if not os.path.isdir(d)]
+    if len(missing) == len(session_dirs):
         raise FileNotFoundError(
             f"{root}: no Session1..Session5 folders; expected the IEMOCAP_full_release folder"
         )
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)}: missing; each of the ten folds holds out one session and "
+                                "trains on the other four, so all five are needed")
     utterances: list[Utterance] = []
     skipped: dict[str, list[str]] = collections.defaultdict(list)
-    for session, session_dir in session_dirs.items():
-        if not os.path.isdir(session_dir):
-            logger.warning("%s: missing, session %d skipped", session_dir, session)
-            continue
+    for session_dir in session_dirs.values():
         transcripts: dict[str, str] = {}
         for path in _text_files(os.path.join(session_dir, "dialog", "transcriptions")):
             transcripts.update(read_transcriptions(path))
+        listings: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)  # id → [(label, file)]
         for path in _text_files(os.path.join(session_dir, "dialog", "EmoEvaluation")):
-            for utterance_id, raw_label in read_emo_evaluation(path):
-                record = _read_utterance(session_dir, utterance_id, raw_label, transcripts, path, skipped)
-                if record is not None:
-                    utterances.append(record)
+            pairs, unreadable = read_emo_evaluation(path)
+            for line in unreadable:
+                logger.warning("%s: not '[start - end] id label [V, A, D]'", line)
+                skipped["unreadable evaluation line"].append(line)
+            for utterance_id, raw_label in pairs:
+                listings[utterance_id].append((raw_label, path))
+        for utterance_id, listed in listings.items():
+            raw_label, path = listed[0]
+            if len(listed) > 1:
+                labels = sorted({label for label, _ in listed})
+                where = ", ".join(sorted({os.path.basename(p) for _, p in listed}))
+                if len(labels) > 1:
+                    logger.warning("%s is listed %d times (%s) with different labels (%s): skipped",
+                                   utterance_id, len(listed), where, ", ".join(labels))
+                    skipped["conflicting duplicate labels"].append(utterance_id)
+                    continue
+                logger.warning("%s is listed %d times (%s): kept once", utterance_id, len(listed), where)
+                skipped["duplicate listing"] += [utterance_id] * (len(listed) - 1)
+            record = _read_utterance(session_dir, utterance_id, raw_label, transcripts, path, skipped)
+            if record is not None:
+                utterances.append(record)
     for reason, ids in skipped.items():
         if reason != "other label":
             logger.warning("skipped %d utterance(s), %s: %s", len(ids), reason, ", ".join(ids[:20])

@@ -17,15 +17,22 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from typing import Iterable, Iterator
 
+import audiofile
+import audresample
 import numpy as np
+
+import emokeras
 
 SAMPLE_RATE = 16000
 NUM_FEATURES = 130
 FEATURE_SET = "ComParE_2016/LowLevelDescriptors+LowLevelDescriptors_Deltas"
 # Shortest audio that yields a frame: one 60 ms analysis window.
 MIN_SAMPLES = int(0.06 * SAMPLE_RATE)
+# Below one step of 16-bit audio (-90 dBFS) everywhere, a file holds no sound: its features would say nothing.
+SILENCE = 1.0 / 32768
 
 _smile = None  # one per worker process
 LEVELS = "lld;lld_de"  # ComParE_2016's LowLevelDescriptors and LowLevelDescriptors_Deltas levels
@@ -50,35 +57,75 @@ def _extractor():
     return _smile
 
 
-def read_audio(path: str) -> np.ndarray:
-    """Reads a wav as mono float32 at 16 kHz.
+def read_audio(path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Reads a wav, or its `[start, end)` seconds, as mono float32 at 16 kHz.
+
+    Only the part asked for is read, so a segment of an hour-long recording
+    costs the memory of the segment.
 
     Several channels are averaged. Audio above 16 kHz is resampled down (no
     band that ComParE measures is lost); audio below 16 kHz is refused, as
     upsampling cannot restore the band above its Nyquist frequency that the
     spectral descriptors measure.
 
-    Raises:
-      FeatureError: unreadable, empty, too short or under-sampled audio.
-    """
-    import audiofile
-    import audresample
+    The samples are checked before anything else reads them: NaN or infinite
+    values, and float samples beyond ±1 (a file written at the wrong scale:
+    clipping it would change every energy and spectral feature), are refused;
+    so is a file that is all silence. openSMILE would turn any of these into
+    features that look valid.
 
+    Args:
+      path: an audio file.
+      start, end: the segment in seconds (None: the file's start, its end).
+
+    Raises:
+      FeatureError: a missing path or a folder, unreadable, empty, non-finite, over-range, silent, too short or
+        under-sampled audio. For a segment, the message names it: `a.wav [7.00 s, 14.00 s): ...`.
+    """
+    if os.path.isdir(path):
+        raise FeatureError(f"{path}: a folder, not an audio file")
+    if not os.path.exists(path):
+        raise FeatureError(f"{path}: no such file")
+    name = request_name(path if start is None and end is None else (path, start, end))
+    offset = start or None
+    duration = None if end is None else end - (start or 0.0)
     try:
-        signal, rate = audiofile.read(path, always_2d=True, dtype="float32")
+        signal, rate = audiofile.read(path, offset=offset, duration=duration, always_2d=True, dtype="float32")
     except Exception as error:  # soundfile raises several types for bad files
         raise FeatureError(f"{path}: unreadable audio ({type(error).__name__}: {error})") from None
+    return prepared_signal(signal, rate, name)
+
+
+def prepared_signal(signal: np.ndarray, rate: int, name: str = "<signal>") -> np.ndarray:
+    """Checks samples `[channels, samples]` (or `[samples]`) at `rate` Hz; returns mono float32 at 16 kHz.
+
+    The checks and conversions of `read_audio`, for a signal already in memory.
+
+    Raises:
+      FeatureError: naming `name` and the problem.
+    """
+    signal = np.asarray(signal, dtype=np.float32)
+    signal = signal[np.newaxis] if signal.ndim == 1 else signal
     if signal.size == 0:
-        raise FeatureError(f"{path}: no samples")
+        raise FeatureError(f"{name}: no samples")
+    finite = np.isfinite(signal)
+    if not finite.all():
+        raise FeatureError(f"{name}: {int((~finite).sum())} of {signal.size} samples are NaN or infinite")
+    peak = float(np.abs(signal).max())
+    if peak > 1.0:
+        raise FeatureError(f"{name}: samples reach {peak:.4g}, beyond the [-1, 1] of audio samples; rescale the "
+                           "file (emokeras does not clip it: that would change its energy and spectrum)")
+    if peak < SILENCE:
+        raise FeatureError(f"{name}: all silence (no sample above -90 dBFS)")
     signal = signal.mean(axis=0, keepdims=True) if signal.shape[0] > 1 else signal
     if rate < SAMPLE_RATE:
-        raise FeatureError(f"{path}: sample rate {rate} Hz is below {SAMPLE_RATE} Hz; "
+        raise FeatureError(f"{name}: sample rate {rate} Hz is below {SAMPLE_RATE} Hz; "
                            "ComParE features need 16 kHz audio")
     if rate != SAMPLE_RATE:
         signal = audresample.resample(signal, rate, SAMPLE_RATE)
     signal = signal[0]
     if signal.shape[0] < MIN_SAMPLES:
-        raise FeatureError(f"{path}: {1000 * signal.shape[0] / SAMPLE_RATE:.0f} ms of audio is shorter "
+        raise FeatureError(f"{name}: {1000 * signal.shape[0] / SAMPLE_RATE:.0f} ms of audio is shorter "
                            f"than one 60 ms analysis window")
     return np.ascontiguousarray(signal, dtype=np.float32)
 
@@ -124,31 +171,50 @@ def feature_names() -> list[str]:
     return list(_extractor().feature_names)
 
 
-def extract_file(path: str) -> np.ndarray:
-    """Reads `path` and returns its frames (see `frames_from_signal`)."""
-    return frames_from_signal(read_audio(path), name=path)
+def segment_name(start: float, end: float | None) -> str:
+    """`[7.00 s, 14.00 s)`: how messages name a segment of a file."""
+    return f"[{start:.2f} s, {'end' if end is None else f'{end:.2f} s'})"
 
 
-def _extract_or_error(path: str):
-    """Worker entry: (frames, None) or (None, message); one bad file never stops the rest."""
+def extract_file(path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Reads `path` (or its `[start, end)` seconds) and returns its frames (see `frames_from_signal`)."""
+    name = request_name(path if start is None and end is None else (path, start, end))
+    return frames_from_signal(read_audio(path, start, end), name=name)
+
+
+def extract_or_error(request):
+    """Worker entry: (frames, None) or (None, message); one bad file never stops the rest.
+
+    `request` is a path, or `(path, start, end)` for a segment in seconds.
+    """
+    path, start, end = (os.fspath(request), None, None) if not isinstance(request, tuple) else request
     try:
-        return extract_file(path), None
+        return extract_file(path, start, end), None
     except FeatureError as error:
         return None, str(error)
     except Exception as error:  # openSMILE errors are plain exceptions; report, keep going
         return None, f"{path}: {type(error).__name__}: {error}"
 
 
+def signal_frames_or_error(piece: tuple[np.ndarray, str]):
+    """(frames, None) or (None, message) for `(signal at 16 kHz, name)`."""
+    signal, name = piece
+    try:
+        return frames_from_signal(signal, name), None
+    except FeatureError as error:
+        return None, str(error)
+    except Exception as error:  # openSMILE errors are plain exceptions
+        return None, f"{name}: {type(error).__name__}: {error}"
+
+
 def _serve() -> None:
     """Worker loop: reads pickled requests on stdin, answers pickled results on stdout.
 
-    Requests are `("frames", path)` or `("names", None)`. The protocol gets its
+    Requests are `("frames", path or (path, start, end))`, `("signal", (samples, name))` or
+    `("names", None)`. The protocol gets its
     own copy of stdout, and fd 1 is pointed at stderr, so nothing a library
     prints can corrupt the stream.
     """
-    import os
-    import warnings
-
     warnings.filterwarnings("ignore", message="Segment too short")
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -158,7 +224,12 @@ def _serve() -> None:
             kind, argument = pickle.load(requests)
         except EOFError:
             return
-        result = _extract_or_error(argument) if kind == "frames" else feature_names()
+        if kind == "frames":
+            result = extract_or_error(argument)
+        elif kind == "signal":
+            result = signal_frames_or_error(argument)
+        else:
+            result = feature_names()
         pickle.dump(result, protocol, protocol=pickle.HIGHEST_PROTOCOL)
         protocol.flush()
 
@@ -172,8 +243,6 @@ class _Worker:
     """
 
     def __init__(self):
-        import emokeras
-
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(emokeras.__file__)))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
@@ -213,11 +282,20 @@ def names_in_worker() -> list[str]:
         worker.close()
 
 
-def extract_frames_parallel(paths: Iterable[str], workers: int = 2, progress: bool = True,
-                            label: str = "openSMILE") -> Iterator[tuple[str, np.ndarray | None, str | None]]:
+def request_name(request) -> str:
+    """How messages name an extraction request: the path, or the path and its segment."""
+    if not isinstance(request, tuple):
+        return os.fspath(request)
+    path, start, end = request
+    return f"{path} {segment_name(start or 0.0, end)}"
+
+
+def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = True,
+                            label: str = "openSMILE") -> Iterator[tuple]:
     """Extracts frames for `paths` in `workers` worker processes, yielding in input order.
 
-    Yields `(path, frames, None)`, or `(path, None, message)` for a file that
+    Each item of `paths` is a path, or `(path, start, end)` for its `[start,
+    end)` seconds. Yields `(item, frames, None)`, or `(item, None, message)` for one that
     could not give features; one bad file never stops the rest. With
     `progress`, a line on stderr shows files done, rate and time left.
     """
@@ -231,22 +309,31 @@ def extract_frames_parallel(paths: Iterable[str], workers: int = 2, progress: bo
     ready = threading.Condition()
     pool = [_Worker() for _ in range(max(1, min(workers, len(paths))))]
 
+    def report(index, result):
+        with ready:
+            results[index] = result
+            ready.notify()
+
     def feed(worker):
-        while True:
-            try:
-                index = pending.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                result = worker.call("frames", paths[index])
-            except RuntimeError as error:  # the worker died: report this file, start a new worker
-                result = (None, f"{paths[index]}: {error}")
-                worker.close()
-                worker = _Worker()
-                pool.append(worker)
+        try:
+            while True:
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    report(index, worker.call("frames", paths[index]))
+                except Exception as error:  # any failure is this file's to report, not the end of the thread
+                    # The worker died, or its answer could not be read: report the file, start a new worker.
+                    name = request_name(paths[index])
+                    report(index, (None, f"{name}: {error}" if isinstance(error, RuntimeError) else
+                                   f"{name}: openSMILE worker failed ({type(error).__name__}: {error})"))
+                    worker.close()
+                    worker = _Worker()
+                    pool.append(worker)
+        finally:  # a feeder that stops, however it stops, wakes the reader, which then stops waiting for it
             with ready:
-                results[index] = result
-                ready.notify()
+                ready.notify_all()
 
     threads = [threading.Thread(target=feed, args=(worker,), daemon=True) for worker in pool]
     for thread in threads:
@@ -257,8 +344,14 @@ def extract_frames_parallel(paths: Iterable[str], workers: int = 2, progress: bo
     try:
         for done in range(1, len(paths) + 1):
             with ready:
-                ready.wait_for(lambda: done - 1 in results)
-                frames, error = results.pop(done - 1)
+                # Waits for the file's answer, or for every feeder to have stopped (one that cannot start a worker).
+                # A feeder's last notice comes just before it ends, while it still counts as alive: so the reader
+                # looks again every second rather than waiting for a notice that will not come.
+                while not ready.wait_for(lambda index=done - 1: index in results
+                                         or not any(thread.is_alive() for thread in threads), timeout=1.0):
+                    pass
+                frames, error = results.pop(done - 1, (None, f"{request_name(paths[done - 1])}: no openSMILE worker "
+                                                             "is left to extract it"))
             if progress and (done == len(paths) or done % step == 0):
                 rate = done / max(time.monotonic() - started, 1e-9)
                 print(f"{carriage}{label}: {done}/{len(paths)} files, {rate:.1f} files/s, "

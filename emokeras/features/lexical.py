@@ -1,4 +1,4 @@
-"""Word vectors from any text encoder that `tensorflow_hub.load` opens (DESIGN.md, Lexical encoders).
+"""Word vectors from any text encoder that `tensorflow_hub.load` opens (ARCHITECTURE.md, Lexical encoders).
 
 Two calling conventions are supported:
 
@@ -20,15 +20,12 @@ use a real encoder, e.g. `--text_encoder https://tfhub.dev/google/elmo/3`.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
-
-DEFAULT_ENCODER_NAME = "char-ngram-256"
 
 
 class CharNgramEncoder(tf.Module):
@@ -68,19 +65,6 @@ def build_char_ngram_encoder(path: str, dimension: int = 256, seed: int = 0) -> 
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return path
-
-
-def encoder_name(handle: str) -> str:
-    """A folder name for an encoder handle: `https://tfhub.dev/google/elmo/3` → `elmo-3`."""
-    handle = handle.rstrip("/")
-    for suffix in (".tar.gz", ".tgz"):
-        if handle.endswith(suffix):
-            handle = handle[: -len(suffix)]
-    parts = [p for p in re.split(r"[/\\]", handle) if p]
-    name = parts[-1] if parts else "encoder"
-    if name.isdigit() and len(parts) > 1:  # hub versions: .../elmo/3
-        name = f"{parts[-2]}-{name}"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
 
 
 class TextEncoder:

@@ -35,8 +35,9 @@ class AcousticWordPooling(keras.layers.Layer):
 
     Example:
     >>> frames = keras.ops.reshape(keras.ops.arange(8.0), (1, 4, 2))
-    >>> AcousticWordPooling()([frames, keras.ops.convert_to_tensor([[[0, 2], [2, 4], [0, 0]]])])
-    ... # [[[1, 2], [5, 6], [0, 0]]]
+    >>> spans = keras.ops.convert_to_tensor([[[0, 2], [2, 4], [0, 0]]])
+    >>> keras.ops.convert_to_numpy(AcousticWordPooling()([frames, spans]))[0].tolist()
+    [[1.0, 2.0], [5.0, 6.0], [0.0, 0.0]]
     """
 
     def __init__(self, **kwargs):
@@ -57,8 +58,12 @@ class AcousticWordPooling(keras.layers.Layer):
         return tf.cast(tf.reshape(sums / counts, [batch, num_words, features]), frames.dtype)
 
     def compute_mask(self, inputs, mask=None):
-        spans = inputs[1]
-        return spans[..., 1] > spans[..., 0]
+        # A word is masked when its span, clipped to the frames as `call` clips it, is empty.
+        frames, spans = inputs
+        num_frames = keras.ops.sum(keras.ops.ones_like(frames[:1, :, 0], dtype="int32"))  # keras ops: symbolic too
+        ends = keras.ops.minimum(keras.ops.cast(spans[..., 1], "int32"), num_frames)
+        starts = keras.ops.minimum(keras.ops.maximum(keras.ops.cast(spans[..., 0], "int32"), 0), ends)
+        return ends > starts
 
     def compute_output_shape(self, input_shape):
         frames_shape, spans_shape = input_shape

@@ -1,0 +1,113 @@
+"""Cross-validation, as a library: `cross_validate(config, folds)` trains (or reports) a configuration on the
+speaker-exclusive folds through `emokeras.experiment.Experiment`, then writes a summary beside the folds' runs:
+
+  runs/<experiment>/summary.csv   one row per fold, then `mean` and `std`
+  runs/<experiment>/summary.md    the paper's Table 2/3 layout: UA and WA as mean ± std
+
+(`std` is the sample standard deviation over folds, 0 for one fold). Each fold is an ordinary run, so a finished
+fold is reported, an interrupted one resumes, and a fold trained with other settings is refused: a summary never
+averages folds trained differently.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import logging
+import os
+
+import keras
+import numpy as np
+
+from emokeras.config import NUM_FOLDS, TrainConfig
+from emokeras.experiment import Experiment
+from emokeras.files import write_text
+from emokeras.specs import model_spec
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_CSV = "summary.csv"
+SUMMARY_MARKDOWN = "summary.md"
+# results.json's scores, as the summary's columns.
+SCORES = (("validation", "unweighted_accuracy"), ("validation", "weighted_accuracy"),
+          ("test", "unweighted_accuracy"), ("test", "weighted_accuracy"))
+COLUMNS = ("validation_ua", "validation_wa", "test_ua", "test_wa")
+
+
+def parse_folds(text: str) -> tuple[int, ...]:
+    """`"0,3,7"` → `(0, 3, 7)`; `"all"` → 0..9.
+
+    Raises:
+      ValueError: a fold outside 0..9, a repeated fold, or not a number.
+    """
+    if text.strip() == "all":
+        return tuple(range(NUM_FOLDS))
+    try:
+        folds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--folds must be comma-separated fold numbers such as 0,3,7 or 'all', got {text!r}") from None
+    bad = [fold for fold in folds if not 0 <= fold < NUM_FOLDS]
+    if bad:
+        raise ValueError(f"--folds: {bad} outside 0..{NUM_FOLDS - 1}")
+    if len(set(folds)) != len(folds):
+        raise ValueError(f"--folds repeats a fold: {text!r}")
+    return folds
+
+
+def modality(config: TrainConfig) -> str:
+    """What the deployed model reads, as the paper's tables say it."""
+    return "Acoustics" if config.multiview.mode is not None else model_spec(config.model).modality
+
+
+def summary_rows(fold_results: list[dict]) -> list[dict]:
+    """One row per fold (`fold`, the four scores, `best_epoch`, `train_seconds`), then `mean` and
+    `std` (sample, ddof=1) of each score and of `train_seconds`."""
+    rows = [{"fold": results["fold"],
+             **{column: results[split][score] for column, (split, score) in zip(COLUMNS, SCORES)},
+             "best_epoch": results["best_epoch"], "train_seconds": results["train_seconds"]}
+            for results in fold_results]
+    # train_seconds is averaged like the scores; every summary column is then a per-fold figure.
+    columns = [*COLUMNS, "train_seconds"]
+    table = np.array([[row[column] for column in columns] for row in rows], dtype=np.float64)
+    std = table.std(axis=0, ddof=1) if len(rows) > 1 else np.zeros(len(columns))
+    rows.append({"fold": "mean", **dict(zip(columns, table.mean(axis=0).tolist())), "best_epoch": ""})
+    rows.append({"fold": "std", **dict(zip(columns, std.tolist())), "best_epoch": ""})
+    return rows
+
+
+def markdown_table(experiment: str, modality_name: str, rows: list[dict]) -> str:
+    """The paper's Table 2/3 layout, one line for `experiment`: each score as mean ± std over the folds."""
+    mean, std = rows[-2], rows[-1]
+    folds = ",".join(str(row["fold"]) for row in rows[:-2])
+    cells = [f"{mean[column]:.4f} ± {std[column]:.4f}" for column in COLUMNS]
+    return ("| Experiment | Modality | Dev UA | Dev WA | Test UA | Test WA | Folds |\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n"
+            f"| {experiment} | {modality_name} | {' | '.join(cells)} | {folds} |\n")
+
+
+def write_summary(config: TrainConfig, fold_results: list[dict]) -> str:
+    """Writes `summary.csv` and `summary.md` beside the folds' runs; returns the Markdown table."""
+    experiment_dir = os.path.dirname(config.run_dir())
+    rows = summary_rows(fold_results)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["fold", *COLUMNS, "best_epoch", "train_seconds"],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(os.path.join(experiment_dir, SUMMARY_CSV), buffer.getvalue())
+    table = markdown_table(config.experiment(), modality(config), rows)
+    write_text(os.path.join(experiment_dir, SUMMARY_MARKDOWN), table)
+    return table
+
+
+def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS))) -> str:
+    """Trains (or reports) `config` on each of `folds`, then writes and returns the summary table."""
+    fold_results = []
+    for fold in folds:
+        fold_results.append(Experiment(dataclasses.replace(config, fold=fold)).run())
+        keras.backend.clear_session()  # each fold builds new models: free the last fold's graphs
+    table = write_summary(config, fold_results)
+    logger.info("%d folds → %s/%s, %s", len(folds), os.path.dirname(config.run_dir()), SUMMARY_CSV, SUMMARY_MARKDOWN)
+    logger.info("%s", table.rstrip("\n"))
+    return table

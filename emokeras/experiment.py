@@ -1,0 +1,330 @@
+"""One training run, as a library: `Experiment(config).run()` trains one model (or a multi-view student) on one fold,
+keeps its best epoch, evaluates it on the held-out speakers and exports it. `train`, `crossval` and `tune` call it.
+
+The run folder `<output>/<experiment>/fold-<k>/` holds:
+
+  config.json        the resolved configuration: what identifies the run
+  tensorboard/       TensorBoard logs (train and validation, per epoch; figures; hyper-parameters)
+  history.csv        every epoch's losses and metrics
+  best.weights.h5    the epoch with the highest validation UA (`best.json`)
+  results.json       validation and test UA, WA and confusion matrices, epochs, time
+  state/             while training: the committed state an interrupted run resumes from (`emokeras.checkpoint`)
+
+and the deployable model goes to `<saved_models>/<experiment>/fold-<k>/` (`emokeras.export`).
+
+A run is identified by its resolved configuration: started again with settings that shape the result differently,
+it is refused, naming each difference (`--overwrite` replaces it, `--output` trains elsewhere). Started again as
+it was, a finished run is reported, an interrupted one resumes from its last committed epoch, and one stopped after
+training (during its evaluation or export) finishes from its best weights. One process writes a run folder at a
+time (`emokeras.files.exclusive`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import warnings
+
+import keras
+import tensorflow as tf
+
+from emokeras import data, multiview, tfrecords
+from emokeras.callbacks import BetaSchedule, EpochSeconds, ValidationFigures, write_hyperparameters
+from emokeras.checkpoint import BEST, BEST_WEIGHTS, HISTORY, RunCheckpoint
+from emokeras.config import ModelConfig, PrepareConfig, TrainConfig, identity_differences
+from emokeras.export import export_saved_model
+from emokeras.files import exclusive, reported_write_errors, write_json
+from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
+from emokeras.models import build_model, select_inputs
+from emokeras.preparation import prepare_corpus
+from emokeras.specs import ACOUSTIC_ONLY, model_spec
+
+logger = logging.getLogger(__name__)
+
+RESULTS = "results.json"
+CONFIG = "config.json"
+TENSORBOARD = "tensorboard"
+FIGURE_UTTERANCES = 4  # validation utterances drawn as the paper's Figure 3 each epoch
+
+
+class RunMismatch(ValueError):
+    """The run folder holds a run of another configuration; the message names each difference."""
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str | None):
+    """Within the block, new layers compute in `name` (a Keras mixed policy: variables stay float32), or in
+    float32 for None; the previous global policy comes back after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def resolve_data(config: TrainConfig) -> str:
+    """The prepared folder to read: `config.data`, or the demo corpus, prepared if needed."""
+    if config.data:
+        return config.data
+    return prepare_corpus(PrepareConfig())
+
+
+def make_datasets(data_dir: str, config: TrainConfig, input_names) -> dict:
+    """{split: the batched `(inputs, label)` dataset}, inputs restricted to `input_names`."""
+    def keep_inputs(inputs, label):
+        return {name: inputs[name] for name in input_names}, label
+
+    return {split: data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size, seed=config.seed,
+                                     data_config=config.data_config).map(keep_inputs)
+            for split in data.SPLITS}
+
+
+def evaluate(model, dataset) -> dict:
+    """UA, WA and the confusion matrix (rows: truth, columns: prediction) of `model` on `dataset`."""
+    unweighted, weighted = UnweightedAccuracy(), WeightedAccuracy()
+    for inputs, labels in dataset:
+        probabilities = model(select_inputs(model, inputs), training=False)
+        unweighted.update_state(labels, probabilities)
+        weighted.update_state(labels, probabilities)
+    return {
+        "unweighted_accuracy": float(unweighted.result()),
+        "weighted_accuracy": float(weighted.result()),
+        "confusion_matrix": unweighted.confusion.numpy().astype(int).tolist(),
+    }
+
+
+def build_model_for(name: str, config: TrainConfig, data_dir: str, frame_statistics=None):
+    """Model `name` sized by `config.model_config`, normalising frames with the fold's training statistics."""
+    manifest = tfrecords.read_manifest(data_dir)
+    mean, variance = frame_statistics or data.frame_statistics(data_dir, config.fold, config.data_config)
+    return build_model(name, config.model_config, num_features=manifest["num_features"],
+                       word_dimension=manifest["encoder_dimension"], frame_mean=mean, frame_variance=variance)
+
+
+def optimizer(config: TrainConfig):
+    """The paper's: Adam with the global gradient norm clipped (Appendix B)."""
+    return keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+
+
+def build_compiled_model(config: TrainConfig, data_dir: str, frame_statistics=None):
+    """`config.model`, compiled as the paper trains it, in the current scope."""
+    model = build_model_for(config.model, config, data_dir, frame_statistics)
+    model.compile(optimizer=optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[UnweightedAccuracy(), WeightedAccuracy()])
+    return model
+
+
+def load_trained(run_dir: str, data_dir: str, fold: int, frame_statistics=None):
+    """The best model of a finished run (its `config.json` and `best.weights.h5`), for the same fold.
+
+    Raises:
+      FileNotFoundError: the run never finished (no `results.json`) or is not a run folder.
+      ValueError: it was trained on another fold, or is a multi-view run.
+    """
+    config_path, weights_path = os.path.join(run_dir, CONFIG), os.path.join(run_dir, BEST_WEIGHTS)
+    for path in (config_path, weights_path, os.path.join(run_dir, RESULTS)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{run_dir} is not a finished run (no {os.path.basename(path)}); train it to "
+                                    "the end first (python -m emokeras.train --model <name> --fold <k>)")
+    with open(config_path, encoding="utf-8") as handle:
+        trained = json.load(handle)
+    if trained["fold"] != fold:
+        raise ValueError(f"{run_dir} was trained on fold {trained['fold']}, not fold {fold}: its weights have "
+                         f"seen fold {fold}'s held-out speakers")
+    if trained.get("multiview", {}).get("mode"):
+        raise ValueError(f"{run_dir} is a multi-view run; a teacher is a single model such as H-MM-4")
+    config = TrainConfig(model=trained["model"], fold=fold, model_config=ModelConfig(**trained["model_config"]))
+    model = build_model_for(config.model, config, data_dir, frame_statistics)
+    model.load_weights(weights_path)
+    return model
+
+
+def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=None):
+    """The compiled `MultiViewModel` of `config.multiview`, and its acoustic view (the deployable model)."""
+    views = config.multiview
+    if views.mode not in multiview.MODES:
+        raise ValueError(f"--multiview must be one of {', '.join(multiview.MODES)}, got {views.mode!r}")
+    if model_spec(views.student).needs_transcript:
+        raise ValueError(f"the student {views.student} needs a transcript; the acoustic view must need frames only "
+                         f"({' or '.join(ACOUSTIC_ONLY)})")
+    statistics = frame_statistics or data.frame_statistics(data_dir, config.fold, config.data_config)
+    student = build_model_for(views.student, config, data_dir, statistics)
+    if views.mode == "joint":
+        second = build_model_for(model_spec(views.view).name, config, data_dir, statistics)
+    else:
+        second = load_trained(views.teacher_dir(config.fold), data_dir, config.fold, statistics)
+    model = multiview.MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
+                                     margin=views.margin)
+    model.compile(optimizer=optimizer(config))
+    return model, student
+
+
+def multiview_datasets(model, config: TrainConfig, data_dir: str):
+    """What a `MultiViewModel` is fitted with: the datasets of both views' inputs, negatives added to the
+    training batches (Algorithm 1), and the β schedule callback."""
+    views = config.multiview
+    input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
+    datasets = make_datasets(data_dir, config, input_names)
+    datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
+    return datasets, BetaSchedule(views.beta_a, views.beta_m, views.beta_decay)
+
+
+def recorded_differences(path: str, config: TrainConfig) -> list[str]:
+    """How `config` differs from the configuration recorded at `path` (a `config.json`) in what shapes a result,
+    the data folders compared as real paths; nothing if none is recorded."""
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        recorded = json.load(handle)
+    recorded["data"] = os.path.realpath(recorded.get("data") or "")
+    return identity_differences(recorded, dataclasses.replace(config, data=os.path.realpath(config.data or "")))
+
+
+def summary_line(config: TrainConfig, results: dict) -> str:
+    validation, test = results["validation"], results["test"]
+    return (f"{config.experiment()} fold {config.fold}: validation UA {validation['unweighted_accuracy']:.4f} "
+            f"WA {validation['weighted_accuracy']:.4f} | test UA {test['unweighted_accuracy']:.4f} "
+            f"WA {test['weighted_accuracy']:.4f} | best epoch {results['best_epoch']}/{results['epochs']} | "
+            f"{results['train_seconds']:.0f} s | {config.run_dir()}")
+
+
+def preparation_facts(data_dir: str) -> dict:
+    """What a recogniser needs to prepare audio as the training data was: features and text encoder."""
+    manifest = tfrecords.read_manifest(data_dir)
+    handle = manifest["encoder_handle"]
+    # A local encoder's path is relative to where preparation ran, as training's is: make it absolute.
+    if os.path.exists(handle):
+        handle = os.path.abspath(handle)
+    return {"feature_set": manifest["feature_set"], "encoder_handle": handle,
+            "encoder_dimension": manifest["encoder_dimension"]}
+
+
+class Experiment:
+    """One run of `config`: its folders, its data, and the steps of training it.
+
+    Args:
+      config: what to train (`emokeras.config.TrainConfig`).
+    """
+
+    def __init__(self, config: TrainConfig):
+        if config.multiview.mode is None:
+            model_spec(config.model)  # an unknown name fails here, before any work
+        self.config = config
+        self.run_dir = config.run_dir()
+        self.export_dir = config.export_dir()
+
+    def run(self, callbacks=()) -> dict:
+        """Trains (or resumes, or finishes, or reports) the run; returns `results.json`'s content.
+
+        Args:
+          callbacks: extra Keras callbacks for `fit`, after emokeras' own (they see each epoch committed).
+
+        Raises:
+          RunMismatch: the folder holds a run of another configuration.
+          FolderInUse: another process is writing the folder.
+        """
+        config = self.config
+        with exclusive(self.run_dir):
+            data_dir = resolve_data(config)
+            if config.overwrite:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            self._check_identity(data_dir)
+            results_path = os.path.join(self.run_dir, RESULTS)
+            if os.path.isfile(results_path):
+                with open(results_path, encoding="utf-8") as handle:
+                    results = json.load(handle)
+                logger.info("already trained (--overwrite to train again): %s", summary_line(config, results))
+                return results
+            os.makedirs(self.run_dir, exist_ok=True)
+            with dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
+                results = self._train_evaluate_export(data_dir, callbacks)
+            with reported_write_errors(self.run_dir, RESULTS):
+                write_json(results_path, results)
+            RunCheckpoint(self.run_dir).finish()
+            logger.info("%s", summary_line(config, results))
+            return results
+
+    def _check_identity(self, data_dir: str) -> None:
+        differences = recorded_differences(os.path.join(self.run_dir, CONFIG),
+                                           dataclasses.replace(self.config, data=data_dir))
+        if differences:
+            raise RunMismatch(f"{self.run_dir} holds a run of another configuration ({'; '.join(differences)}); "
+                              "train it again with --overwrite, or elsewhere with --output")
+
+    def _fresh_start(self, data_dir: str, strategy) -> None:
+        """A run with no committed epoch: drop what an earlier attempt left, and record the configuration."""
+        for name in (HISTORY, BEST, BEST_WEIGHTS):
+            path = os.path.join(self.run_dir, name)
+            if os.path.exists(path):
+                os.remove(path)
+        shutil.rmtree(os.path.join(self.run_dir, TENSORBOARD), ignore_errors=True)
+        resolved = dataclasses.asdict(self.config)
+        resolved.update(data=data_dir, replicas=strategy.num_replicas_in_sync,
+                        devices=list(strategy.extended.worker_devices))
+        write_json(os.path.join(self.run_dir, CONFIG), resolved)
+
+    def _train_evaluate_export(self, data_dir: str, callbacks) -> dict:
+        config = self.config
+        keras.utils.set_random_seed(config.seed)
+        strategy = tf.distribute.MirroredStrategy()
+        checkpoint = RunCheckpoint(self.run_dir)
+        if not checkpoint.state.epochs:
+            self._fresh_start(data_dir, strategy)
+        tensorboard_dir = os.path.join(self.run_dir, TENSORBOARD)
+        write_hyperparameters(tensorboard_dir, config.hyperparameters(), f"{config.experiment()}/fold-{config.fold}")
+        with strategy.scope():
+            if config.multiview.mode is None:
+                model = deployable = build_compiled_model(config, data_dir)
+            else:
+                model, deployable = build_multiview_model(config, data_dir)
+            initial_epoch = checkpoint.restore(model)
+        if config.multiview.mode is None:
+            datasets, schedule = make_datasets(data_dir, config, tuple(model.input)), []
+        else:
+            datasets, beta_schedule = multiview_datasets(model, config, data_dir)
+            schedule = [beta_schedule]
+        if initial_epoch < config.epochs:
+            if initial_epoch:
+                logger.info("resuming the interrupted run at epoch %d of %d", initial_epoch + 1, config.epochs)
+            # Figure 3 needs words: drawn for models that read them (the first few validation utterances).
+            figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation", config.data_config)
+                                    .take(FIGURE_UTTERANCES))
+                               if model_spec(config.deployable()).words else [])
+            figures = ValidationFigures(deployable, datasets["validation"], figure_examples,
+                                        os.path.join(tensorboard_dir, "validation"))
+            # Keras warns that a dataset of unknown length "ran out of data" at the end of every first epoch.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.epochs,
+                      initial_epoch=initial_epoch, verbose=2, shuffle=False,
+                      callbacks=[EpochSeconds(), *schedule, figures,
+                                 keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
+                                 checkpoint, *callbacks])
+        else:
+            logger.info("finishing the trained run from its best epoch (%d)", checkpoint.state.best_epoch)
+        checkpoint.publish()
+        state = checkpoint.state
+        model.load_weights(checkpoint.best_weights)
+        results = {
+            "model": config.experiment(),
+            "fold": config.fold,
+            "validation": evaluate(deployable, datasets["validation"]),
+            "test": evaluate(deployable, datasets["test"]),
+            "best_epoch": state.best_epoch,
+            "epochs": state.epochs,
+            "train_seconds": round(sum(row["epoch_seconds"] for row in state.history), 1),
+            "history": state.history,
+            "saved_model": self.export_dir,
+        }
+        # Multi-view learning exports the acoustic view alone: it needs no transcript.
+        with reported_write_errors(self.export_dir, "the exported model", also=(tf.errors.ResourceExhaustedError,)):
+            export_saved_model(deployable, self.export_dir, {
+                "model": config.deployable(), "experiment": config.experiment(), "fold": config.fold,
+                "data": data_dir, "best_epoch": state.best_epoch, "mixed_precision": config.mixed_precision,
+                "max_frames": config.data_config.max_frames,
+                **preparation_facts(data_dir)})
+        return results

@@ -22,6 +22,12 @@ setup(
         "absl-py==2.5.1",
         "tensorboard==2.21.0",
         "matplotlib==3.11.2",  # TensorBoard figures: confusion matrices, the paper's Figure 3
+        # Deployment: acoustic-only exports also as model.onnx (converted from the SavedModel), served without
+        # TensorFlow. Keras' own ONNX export turns the Normalization statistics into graph inputs.
+        "tf2onnx==1.17.0",
+        "onnx==1.23.2",
+        "onnxruntime==1.32.0",
+        "soundfile==0.14.0",  # block-wise reading for speech segmentation (audiofile reads through it already)
     ],
-    extras_require={"test": ["pytest==9.0.3"]},
+    extras_require={"test": ["pytest==9.0.3", "ruff==0.17.6"]},
 )

@@ -1,4 +1,4 @@
-"""SavedModel export with a serving signature on raw inputs (DESIGN.md, Folders: saved_models/).
+"""SavedModel export with a serving signature on raw inputs (ARCHITECTURE.md, Exports).
 
 The exported model takes what preparation stores, unnormalised: `frames`
 `[batch, frames, 130]` float32 and `num_frames` `[batch]` int32, plus for
@@ -9,15 +9,25 @@ in the order of `emokeras.labels.CLASS_NAMES`.
 Beside the graph, `assets.extra/emokeras.json` says which model it is, its
 inputs, the class names, the frame features and the text encoder, so that
 `emokeras.predict` can feed it without guessing.
+
+A model that reads only audio (`frames`, `num_frames`) is also written as
+`model.onnx` in the same folder, converted from the SavedModel by tf2onnx,
+so that it can be deployed with onnxruntime and no TensorFlow. Keras' own
+`model.export(format="onnx")` is not used: it turns the Normalization
+layer's statistics into graph inputs that a caller would have to feed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
+import onnx
 import tensorflow as tf
 
 from emokeras.files import write_json
@@ -25,6 +35,11 @@ from emokeras.labels import CLASS_NAMES
 
 SIGNATURE = "serving_default"
 METADATA = os.path.join("assets.extra", "emokeras.json")
+ONNX_MODEL = "model.onnx"
+ONNX_OPSET = 17
+ACOUSTIC_INPUTS = ("frames", "num_frames")
+# The facts copied into model.onnx's metadata_props (as JSON strings), for a caller with onnxruntime alone.
+ONNX_METADATA_KEYS = ("model", "class_names", "feature_set", "max_frames", "inputs", "fold")
 
 
 def serving_specs(model: keras.Model) -> dict[str, tf.TensorSpec]:
@@ -94,14 +109,43 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
         archive.add_endpoint(SIGNATURE, serve, input_signature=[specs])
         archive.write_out(partial, verbose=False)
     os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
-    write_json(os.path.join(partial, METADATA), {
+    facts = {
         "class_names": list(CLASS_NAMES),
         "inputs": {name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for name, spec in specs.items()},
         "signature": SIGNATURE,
         **(metadata or {}),
-    })
+    }
+    if sorted(specs) == sorted(ACOUSTIC_INPUTS):
+        facts["onnx"] = ONNX_MODEL
+        write_onnx(partial, os.path.join(partial, ONNX_MODEL), facts)
+    write_json(os.path.join(partial, METADATA), facts)
     if os.path.isdir(path):
         shutil.rmtree(path)
+    os.replace(partial, path)
+    return path
+
+
+def write_onnx(saved_model_dir: str, path: str, facts: dict) -> str:
+    """Converts the SavedModel at `saved_model_dir` to ONNX at `path`, with `facts` in its metadata.
+
+    tf2onnx runs in its own process: its converter reloads the SavedModel and
+    rewrites TensorFlow's graph state, which the exporting process keeps using.
+
+    Raises:
+      RuntimeError: the conversion failed, with tf2onnx's last lines.
+    """
+
+    partial = path + ".partial"
+    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model_dir,
+               "--signature_def", SIGNATURE, "--opset", str(ONNX_OPSET), "--output", partial]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.isfile(partial):
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"{saved_model_dir}: tf2onnx could not convert the SavedModel to ONNX:\n{tail}")
+    model = onnx.load(partial)
+    onnx.helper.set_model_props(model, {key: json.dumps(facts[key]) for key in ONNX_METADATA_KEYS
+                                        if key in facts})
+    onnx.save(model, partial)
     os.replace(partial, path)
     return path
 

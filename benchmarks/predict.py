@@ -1,0 +1,122 @@
+"""Deployment figures (issue 14): real-time factor of `Recognizer` end to end, SavedModel against ONNX, on one core.
+
+Prints figures; asserts nothing. For each runtime, a fresh process pinned to one core (`os.sched_setaffinity`,
+which its openSMILE workers inherit; the runtimes get one thread) loads the export (start-up: interpreter,
+imports and model load, reported apart), answers a 5-s clip once to warm up, then times, fastest of `--repeats`:
+a 5-s clip, a 10-minute recording and 100 files of about 5 s. Real-time factor = seconds of computation / seconds
+of audio (features + model; below 1 is faster than real time). Then a fresh process answers a 60-minute recording
+on ONNX, and reads its own peak resident memory (`ru_maxrss`; openSMILE runs in that process).
+
+The audio is the demo corpus's speech, concatenated and repeated to the lengths above. The export is `--model`,
+or B-ACO-1 at the paper's sizes trained for one epoch on fold 3 of the demo corpus (the figures depend on the
+model's sizes, not its accuracy). Goals: real-time factor at most 0.01 warm, at most 1 GB for 60 minutes.
+
+    python benchmarks/predict.py [--model saved_models/B-ACO-1/fold-3] [--repeats 3]
+"""
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import soundfile
+
+MEASURE = r"""
+import json, os, sys, time
+started = time.perf_counter()
+os.sched_setaffinity(0, {core})
+from emokeras import Recognizer
+recognizer = Recognizer.load({model!r}, runtime={runtime!r}, threads=1, workers=1)
+startup = time.perf_counter() - started
+clip, long, files = {clip!r}, {long!r}, {files!r}
+recognizer.predict_file(clip)
+def best(function):
+    times = []
+    for _ in range({repeats}):
+        begun = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - begun)
+    return min(times)
+print(json.dumps({{"startup": startup, "clip": best(lambda: recognizer.predict_file(clip)),
+                  "long": best(lambda: recognizer.predict_file(long)),
+                  "files": best(lambda: recognizer.predict_files(files))}}))
+"""
+
+MEMORY = r"""
+import json, resource
+from emokeras import Recognizer
+answers = Recognizer.load({model!r}, runtime="onnx").predict_file({path!r})
+# openSMILE runs in this process on the ONNX path: its own peak is the whole recogniser's.
+print(json.dumps({{"rows": len(answers), "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+"""
+
+
+def speech(corpus_root: str) -> np.ndarray:
+    paths = sorted(glob.glob(os.path.join(corpus_root, "Session*", "sentences", "wav", "*", "*.wav")))
+    return np.concatenate([soundfile.read(path, dtype="float32")[0] for path in paths[:200]])
+
+
+def write(path: str, source: np.ndarray, seconds: float) -> str:
+    """`seconds` of `source` repeated, as 16-bit PCM at 16 kHz, written block by block."""
+    total = int(seconds * 16000)
+    with soundfile.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as handle:
+        written = 0
+        while written < total:
+            piece = source[:total - written]
+            handle.write(piece)
+            written += piece.shape[0]
+    return path
+
+
+def default_export(folder: str) -> str:
+    """B-ACO-1 at the paper's sizes, one epoch on fold 3 of the demo corpus, exported into `folder`."""
+    from emokeras import Experiment, TrainConfig
+
+    config = TrainConfig(model="B-ACO-1", fold=3, epochs=1, output=os.path.join(folder, "runs"),
+                         saved_models=os.path.join(folder, "saved_models"))
+    return Experiment(config).run()["saved_model"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="an acoustic-only export (default: train B-ACO-1 for it)")
+    parser.add_argument("--corpus", default="data/demo", help="where the demo corpus's wavs are")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--core", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or default_export(folder)
+        source = speech(args.corpus)
+        clip = write(os.path.join(folder, "clip.wav"), source, 5.0)
+        long = write(os.path.join(folder, "ten_minutes.wav"), source, 600.0)
+        files = [write(os.path.join(folder, f"file-{k:03d}.wav"), source[k * 16000:], 5.0) for k in range(100)]
+        audio = {"clip": 5.0, "long": 600.0, "files": 500.0}
+        hour = write(os.path.join(folder, "sixty_minutes.wav"), source, 3600.0)
+        done = subprocess.run([sys.executable, "-c", MEMORY.format(model=model, path=hour)], capture_output=True,
+                              text=True)
+        if done.returncode:
+            print(f"  60 minutes: failed\n{done.stderr[-2000:]}")
+        else:
+            measured = json.loads(done.stdout.splitlines()[-1])
+            print(f"  60-minute recording on ONNX: {measured['rows']} segments, peak resident memory "
+                  f"{measured['peak_kb'] / 1024:.0f} MB")
+        print(f"export: {model}; one core (cpu {args.core}), one runtime thread, fastest of {args.repeats}")
+        for runtime in ("savedmodel", "onnx"):
+            script = MEASURE.format(core={args.core}, model=model, runtime=runtime, clip=clip, long=long, files=files,
+                                    repeats=args.repeats)
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+            if done.returncode:
+                print(f"  {runtime}: failed\n{done.stderr[-2000:]}")
+                continue
+            seconds = json.loads(done.stdout.splitlines()[-1])
+            figures = ", ".join(f"{name} {seconds[name]:.2f} s (RTF {seconds[name] / audio[name]:.4f})"
+                                for name in ("clip", "long", "files"))
+            print(f"  {runtime:>10}: start-up {seconds['startup']:.1f} s; warm: {figures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The four-class label set shared by every part of emokeras (DESIGN.md, Labels)."""
+"""The four-class label set shared by every part of emokeras (ARCHITECTURE.md, Labels)."""
 
 CLASS_NAMES = ("anger", "happiness", "neutral", "sadness")
 NUM_CLASSES = len(CLASS_NAMES)

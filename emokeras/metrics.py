@@ -1,4 +1,4 @@
-"""Unweighted (UA) and weighted (WA) accuracy over a confusion matrix (DESIGN.md, Metrics)."""
+"""Unweighted (UA) and weighted (WA) accuracy over a confusion matrix (ARCHITECTURE.md, Metrics)."""
 
 import keras
 from keras import ops

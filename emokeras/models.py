@@ -16,10 +16,23 @@ import numpy as np
 from emokeras.config import ModelConfig
 from emokeras.features.acoustic import NUM_FEATURES
 from emokeras.labels import NUM_CLASSES
-from emokeras.layers import (AcousticWordPooling, ContextAttention, GatedMultimodalUnit, LengthMask,
-                             MaskedAveragePooling, SpeakerFrameCompaction)
-from emokeras.specs import (CLASSIFIER_DROPOUT, CONTEXT_ATTENTION, GATED_MULTIMODAL_UNIT, MODEL_NAMES, PROBABILITIES,
-                            ModelSpec, model_spec)
+from emokeras.layers import (
+    AcousticWordPooling,
+    ContextAttention,
+    GatedMultimodalUnit,
+    LengthMask,
+    MaskedAveragePooling,
+    SpeakerFrameCompaction,
+)
+from emokeras.specs import (
+    CLASSIFIER_DROPOUT,
+    CONTEXT_ATTENTION,
+    GATED_MULTIMODAL_UNIT,
+    MODEL_NAMES,
+    PROBABILITIES,
+    ModelSpec,
+    model_spec,
+)
 
 __all__ = ["MODEL_NAMES", "build_model", "input_specs", "inspection_model", "representation_model", "select_inputs"]
 

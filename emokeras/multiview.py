@@ -45,7 +45,8 @@ def contrastive_per_sample(h_a, h_a_negative, h_m, h_m_negative, margin=0.5):
 
 
 def contrastive_loss(h_a, h_a_negative, h_m, h_m_negative, margin=0.5):
-    """Eq. 2: `1/(2N) Σ max(0, m + dis(h_a, h_m⁺) − dis(h_a, h_m⁻)) + 1/(2N) Σ max(0, m + dis(h_m, h_a⁺) − dis(h_m, h_a⁻))`.
+    """Eq. 2: `1/(2N) Σ max(0, m + dis(h_a, h_m⁺) − dis(h_a, h_m⁻))
+    + 1/(2N) Σ max(0, m + dis(h_m, h_a⁺) − dis(h_m, h_a⁻))`.
 
     Pairs are cross-view: the acoustic vector is pulled to the multimodal
     vector of the same utterance and pushed from the multimodal vector of the

@@ -13,9 +13,19 @@ from emokeras import models
 from emokeras.config import ModelConfig
 from emokeras.layers import LengthMask
 from emokeras.specs import ACOUSTIC_ONLY, model_spec
+
 from masked_reference import build_masked_reference
-from model_testing import (NUM_FEATURES, SMALL, SPEAKER_FRAME_MODELS, WORD_DIMENSION, batch, bucket_batch, padded,
-                           small_model)
+from model_testing import (
+    NUM_FEATURES,
+    SMALL,
+    SPEAKER_FRAME_MODELS,
+    WORD_DIMENSION,
+    batch,
+    bucket_batch,
+    padded,
+    small_model,
+)
+
 
 def infer(model, inputs):
     """`model` called eagerly in inference, as numpy: no tf.function to trace, which keeps these tests fast."""

@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from cudnn_testing import cudnn_branch, lstm_layers
 from emokeras import multiview
+
+from cudnn_testing import cudnn_branch, lstm_layers
 
 SQRT_HALF = np.sqrt(0.5)
 
@@ -204,7 +205,8 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
         model = multiview.MultiViewModel(acoustic, second, mode="joint")
         model.compile(optimizer=keras.optimizers.SGD(0.5))
     logs = {{k: v[0] for k, v in model.fit(batch, epochs=1, verbose=0).history.items()}}
-    results.append((strategy.num_replicas_in_sync, logs, [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
+    results.append((strategy.num_replicas_in_sync, logs,
+                    [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
 (r1, logs1, weights1), (r2, logs2, weights2) = results
 assert (r1, r2) == (1, 2)
 print(logs1, logs2)
@@ -234,6 +236,7 @@ def test_the_l2_penalty_reaches_the_gradients():
 
     from emokeras import models
     from emokeras.config import ModelConfig
+
     from model_testing import bucket_batch
 
     learning_rate, labels = 0.1, np.array([0, 1, 2, 3, 1])

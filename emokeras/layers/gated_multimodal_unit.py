@@ -59,9 +59,10 @@ class GatedMultimodalUnit(keras.layers.Layer):
       (Figure 3's bars). Both carry the input mask.
 
     Example:
-    >>> acoustic, lexical = keras.random.normal((2, 4, 6)), keras.random.normal((2, 4, 10))
+    >>> acoustic, lexical = keras.random.normal((2, 4, 6), seed=0), keras.random.normal((2, 4, 10), seed=1)
     >>> h, z = GatedMultimodalUnit(8)([acoustic, lexical])
-    >>> h.shape, z.shape  # (2, 4, 8), (2, 4, 8)
+    >>> tuple(h.shape), tuple(z.shape)
+    ((2, 4, 8), (2, 4, 8))
     """
 
     def __init__(self, units, kernel_regularizer=None, **kwargs):

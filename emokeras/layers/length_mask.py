@@ -21,8 +21,8 @@ class LengthMask(keras.layers.Layer):
 
     Example:
     >>> x = keras.ops.ones((2, 3, 1))
-    >>> LengthMask().compute_mask([x, keras.ops.convert_to_tensor([1, 3])])
-    ... # [[True, False, False], [True, True, True]]
+    >>> keras.ops.convert_to_numpy(LengthMask().compute_mask([x, keras.ops.convert_to_tensor([1, 3])])).tolist()
+    [[True, False, False], [True, True, True]]
     """
 
     def __init__(self, **kwargs):

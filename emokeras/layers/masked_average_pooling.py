@@ -20,8 +20,9 @@ class MaskedAveragePooling(keras.layers.Layer):
 
     Example:
     >>> x = keras.ops.convert_to_tensor([[[1.0], [3.0], [100.0]]])
-    >>> MaskedAveragePooling()(x, mask=keras.ops.convert_to_tensor([[True, True, False]]))
-    ... # [[2.0]]
+    >>> mask = keras.ops.convert_to_tensor([[True, True, False]])
+    >>> keras.ops.convert_to_numpy(MaskedAveragePooling()(x, mask=mask)).tolist()
+    [[2.0]]
     """
 
     def __init__(self, **kwargs):

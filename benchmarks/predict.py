@@ -4,7 +4,8 @@ Prints figures; asserts nothing. For each runtime, a fresh process pinned to one
 which its openSMILE workers inherit; the runtimes get one thread) loads the export (start-up: interpreter,
 imports and model load, reported apart), answers a 5-s clip once to warm up, then times, fastest of `--repeats`:
 a 5-s clip, a 10-minute recording and 100 files of about 5 s. Real-time factor = seconds of computation / seconds
-of audio (features + model; below 1 is faster than real time). Then a fresh process answers a 60-minute recording
+of audio (features + model; below 1 is faster than real time);
+on ONNX, openSMILE's share is timed apart. Then a fresh process answers a 60-minute recording
 on ONNX, and reads its own peak resident memory (`ru_maxrss`; openSMILE runs in that process).
 
 The audio is the demo corpus's speech, concatenated and repeated to the lengths above. The export is `--model`,
@@ -41,9 +42,14 @@ def best(function):
         function()
         times.append(time.perf_counter() - begun)
     return min(times)
-print(json.dumps({{"startup": startup, "clip": best(lambda: recognizer.predict_file(clip)),
-                  "long": best(lambda: recognizer.predict_file(long)),
-                  "files": best(lambda: recognizer.predict_files(files))}}))
+figures = {{"startup": startup, "clip": best(lambda: recognizer.predict_file(clip)),
+           "long": best(lambda: recognizer.predict_file(long)), "files": best(lambda: recognizer.predict_files(files))}}
+if {runtime!r} == "onnx":  # openSMILE alone over the same windows, in this process (no TensorFlow here)
+    from emokeras import segments
+    from emokeras.features import acoustic
+    windows = segments.fixed_windows(segments.duration(long), recognizer.window_seconds, recognizer.hop_seconds)
+    figures["features"] = best(lambda: [acoustic.extract_file(long, start, end) for start, end in windows])
+print(json.dumps(figures))
 """
 
 MEMORY = r"""
@@ -56,7 +62,10 @@ print(json.dumps({{"rows": len(answers), "peak_kb": resource.getrusage(resource.
 
 
 def speech(corpus_root: str) -> np.ndarray:
-    paths = sorted(glob.glob(os.path.join(corpus_root, "Session*", "sentences", "wav", "*", "*.wav")))
+    paths = sorted(glob.glob(os.path.join(corpus_root, "**", "Session*", "sentences", "wav", "*", "*.wav"),
+                             recursive=True))
+    if not paths:
+        raise SystemExit(f"{corpus_root}: no Session*/sentences/wav/*/*.wav below it; prepare the demo corpus first")
     return np.concatenate([soundfile.read(path, dtype="float32")[0] for path in paths[:200]])
 
 
@@ -116,6 +125,9 @@ def main():
             figures = ", ".join(f"{name} {seconds[name]:.2f} s (RTF {seconds[name] / audio[name]:.4f})"
                                 for name in ("clip", "long", "files"))
             print(f"  {runtime:>10}: start-up {seconds['startup']:.1f} s; warm: {figures}")
+            if "features" in seconds:
+                print(f"  {'':>10}  of the 10-minute recording's {seconds['long']:.2f} s, openSMILE features alone: "
+                      f"{seconds['features']:.2f} s (RTF {seconds['features'] / audio['long']:.4f})")
 
 
 if __name__ == "__main__":

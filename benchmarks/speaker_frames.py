@@ -6,7 +6,11 @@ computes only the speaker frames. Both start from the same weights and train on 
 are timed inside one `fit`, after a warm-up epoch, and the fastest counts (`timing.timed_epochs`). Goal: H-MM-4 at
 least 1.3x faster per epoch.
 
-    python benchmarks/speaker_frames.py [--data_dir DIR] [--epochs 2] [--models B-ACO-2,H-MM-4]
+It also counts the work itself, which does not depend on the machine's speed: the row-steps (rows x steps) and
+the sequential steps the first frame-level BLSTM runs over one training epoch, masked (each batch's padded length)
+against compacted (each batch's largest speaker-frame count). `--count_only` prints just that.
+
+    python benchmarks/speaker_frames.py [--data_dir DIR] [--epochs 2] [--models B-ACO-2,H-MM-4] [--count_only]
 """
 
 import argparse
@@ -17,10 +21,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests"))
 
 import keras
+import tensorflow as tf
 
 from emokeras import data, models, tfrecords
 from emokeras.config import ModelConfig, PrepareConfig, TrainConfig
 from emokeras.experiment import build_compiled_model
+from emokeras.layers.spans import covered_frames
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.preparation import prepare_corpus
 
@@ -29,17 +35,38 @@ from timing import timed_epochs
 from train_throughput import frames_read
 
 
+def blstm_work(data_dir: str, fold: int) -> dict:
+    """Row-steps and sequential steps of the first frame-level BLSTM over one training epoch, masked and compacted."""
+    work = {"masked": [0, 0], "compacted": [0, 0]}
+    for inputs, _ in data.make_dataset(data_dir, fold, "train"):
+        rows, steps = int(inputs["frames"].shape[0]), int(inputs["frames"].shape[1])
+        covered = covered_frames(inputs["word_spans"], rows, steps, tf.sequence_mask(inputs["num_frames"], steps))
+        longest = int(tf.reduce_max(tf.reduce_sum(tf.cast(covered, tf.int32), axis=1)))
+        for kind, length in (("masked", steps), ("compacted", longest)):
+            work[kind][0] += rows * length
+            work[kind][1] += length
+    return work
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_dir", default=None, help="a prepared folder (default: prepare the demo corpus)")
     parser.add_argument("--fold", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (the fastest counts)")
     parser.add_argument("--models", default="B-ACO-2,H-MM-4")
+    parser.add_argument("--count_only", action="store_true", help="print the work counts, time nothing")
     args = parser.parse_args()
     data_dir = args.data_dir or prepare_corpus(PrepareConfig())
     read = {kind: sum(values) for kind, values in frames_read(data_dir, args.fold).items()}
     print(f"fold {args.fold} training split: {read['all']} frames, {read['speaker']} speaker frames "
           f"({100 * read['speaker'] / read['all']:.0f} %)")
+    work = blstm_work(data_dir, args.fold)
+    print(f"first BLSTM over one training epoch: masked {work['masked'][0]:,} row-steps in {work['masked'][1]:,} "
+          f"steps, compacted {work['compacted'][0]:,} in {work['compacted'][1]:,} "
+          f"({work['masked'][0] / work['compacted'][0]:.2f}x and {work['masked'][1] / work['compacted'][1]:.2f}x "
+          "fewer)")
+    if args.count_only:
+        return
     manifest = tfrecords.read_manifest(data_dir)
     mean, variance = data.frame_statistics(data_dir, args.fold)
     for name in args.models.split(","):

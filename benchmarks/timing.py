@@ -6,6 +6,7 @@ and by up to 25 % between runs seconds apart): compare figures measured in one r
 """
 
 import os
+import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -61,3 +62,27 @@ def timed_epochs(model, dataset, epochs, **fit_kwargs) -> float:
     """
     history = model.fit(dataset, epochs=epochs + 1, verbose=0, callbacks=[EpochSeconds()], **fit_kwargs)
     return min(history.history["epoch_seconds"][1:])
+
+
+def interleaved_epochs(models: dict, datasets: dict, rounds: int) -> dict:
+    """Epoch seconds of each model in `models` ({label: compiled model}), `rounds` epochs each, interleaved.
+
+    Each round runs one epoch of every model (a `fit` of one epoch, timed from inside it), in turn, the order
+    reversed every other round, after a warm-up round (tracing, caching). On this shared machine a drift
+    in speed over minutes is larger than the effects measured here; models timed back to back within each
+    round see the same machine, so compare them round by round (`round_ratios`).
+    """
+    seconds = {label: [] for label in models}
+    for round_index in range(rounds + 1):
+        order = list(models) if round_index % 2 == 0 else list(models)[::-1]
+        for label in order:
+            history = models[label].fit(datasets[label], epochs=1, verbose=0, callbacks=[EpochSeconds()])
+            if round_index:
+                seconds[label].append(history.history["epoch_seconds"][0])
+    return seconds
+
+
+def round_ratios(numerator: list, denominator: list) -> tuple:
+    """Per-round ratios of two `interleaved_epochs` series: (median, lowest, highest)."""
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    return statistics.median(ratios), min(ratios), max(ratios)

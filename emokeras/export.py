@@ -32,12 +32,9 @@ import tensorflow as tf
 
 from emokeras.files import write_json
 from emokeras.labels import CLASS_NAMES
+from emokeras.specs import FRAME_INPUTS, METADATA, ONNX_MODEL, SIGNATURE
 
-SIGNATURE = "serving_default"
-METADATA = os.path.join("assets.extra", "emokeras.json")
-ONNX_MODEL = "model.onnx"
 ONNX_OPSET = 17
-ACOUSTIC_INPUTS = ("frames", "num_frames")
 # The facts copied into model.onnx's metadata_props (as JSON strings), for a caller with onnxruntime alone.
 ONNX_METADATA_KEYS = ("model", "class_names", "feature_set", "max_frames", "inputs", "fold")
 
@@ -115,7 +112,7 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
         "signature": SIGNATURE,
         **(metadata or {}),
     }
-    if sorted(specs) == sorted(ACOUSTIC_INPUTS):
+    if sorted(specs) == sorted(FRAME_INPUTS):
         facts["onnx"] = ONNX_MODEL
         write_onnx(partial, os.path.join(partial, ONNX_MODEL), facts)
     write_json(os.path.join(partial, METADATA), facts)

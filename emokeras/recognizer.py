@@ -49,15 +49,12 @@ from emokeras import segments as segmenting
 from emokeras.corpus.iemocap import is_non_speech, normalise_word, read_wdseg
 from emokeras.features import acoustic
 from emokeras.labels import CLASS_NAMES
+from emokeras.specs import METADATA, ONNX_MODEL, SIGNATURE
 
 logger = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100
 TRANSCRIPT_SUFFIXES = (".wdseg", ".json")
-# Where exports keep their facts (emokeras.export.METADATA, ONNX_MODEL; not imported: that module loads TensorFlow).
-METADATA = os.path.join("assets.extra", "emokeras.json")
-ONNX_MODEL = "model.onnx"
-SIGNATURE = "serving_default"
 RUNTIMES = ("auto", "onnx", "savedmodel")
 SEGMENTATIONS = ("window", "speech")
 INDEX = ["file", "start", "end"]
@@ -308,10 +305,10 @@ class Recognizer:
         Raises:
           PredictionError: the file cannot be opened.
         """
-        if os.path.isdir(path):
-            raise PredictionError(f"{path}: a folder, not an audio file")
-        if not os.path.exists(path):
-            raise PredictionError(f"{path}: no such file")
+        try:
+            acoustic.check_audio_path(path)
+        except acoustic.FeatureError as error:
+            raise PredictionError(str(error)) from None
         try:
             total = segmenting.duration(path)
             if needs_transcript(self.metadata):  # one utterance, as trained

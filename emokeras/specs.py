@@ -5,11 +5,15 @@ Layer names are a contract the rest of emokeras reads (`emokeras.models`, multi-
 `PROBABILITIES` is the softmax; the input of `CLASSIFIER_DROPOUT` is the utterance representation `h` that
 multi-view learning compares across views; the second outputs of `CONTEXT_ATTENTION` and
 `GATED_MULTIMODAL_UNIT` are the attention weights and the GMU gate.
+
+An exported model folder's layout is a contract too: `emokeras.export` writes it, and the recogniser, which must
+not load TensorFlow on its ONNX path, reads it (`SIGNATURE`, `METADATA`, `ONNX_MODEL`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 PROBABILITIES = "probabilities"
 CLASSIFIER_DROPOUT = "classifier_dropout"
@@ -19,6 +23,10 @@ GATED_MULTIMODAL_UNIT = "gated_multimodal_unit"
 FRAME_INPUTS = ("frames", "num_frames")
 WORD_INPUTS = ("word_vectors", "num_words")
 SPAN_INPUTS = ("word_spans",)
+
+SIGNATURE = "serving_default"
+METADATA = os.path.join("assets.extra", "emokeras.json")
+ONNX_MODEL = "model.onnx"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,6 +57,14 @@ def _extractor():
     return _smile
 
 
+def check_audio_path(path: str) -> None:
+    """Raises FeatureError naming `path` if it is a folder or does not exist, before anything reads its header."""
+    if os.path.isdir(path):
+        raise FeatureError(f"{path}: a folder, not an audio file")
+    if not os.path.exists(path):
+        raise FeatureError(f"{path}: no such file")
+
+
 def read_audio(path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
     """Reads a wav, or its `[start, end)` seconds, as mono float32 at 16 kHz.
 
@@ -82,10 +90,7 @@ def read_audio(path: str, start: float | None = None, end: float | None = None) 
       FeatureError: a missing path or a folder, unreadable, empty, non-finite, over-range, silent, too short or
         under-sampled audio. For a segment, the message names it: `a.wav [7.00 s, 14.00 s): ...`.
     """
-    if os.path.isdir(path):
-        raise FeatureError(f"{path}: a folder, not an audio file")
-    if not os.path.exists(path):
-        raise FeatureError(f"{path}: no such file")
+    check_audio_path(path)
     name = request_name(path if start is None and end is None else (path, start, end))
     offset = start or None
     duration = None if end is None else end - (start or 0.0)

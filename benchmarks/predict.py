@@ -45,10 +45,9 @@ def best(function):
 figures = {{"startup": startup, "clip": best(lambda: recognizer.predict_file(clip)),
            "long": best(lambda: recognizer.predict_file(long)), "files": best(lambda: recognizer.predict_files(files))}}
 if {runtime!r} == "onnx":  # openSMILE alone over the same windows, in this process (no TensorFlow here)
-    from emokeras import segments
     from emokeras.features import acoustic
-    windows = segments.fixed_windows(segments.duration(long), recognizer.window_seconds, recognizer.hop_seconds)
-    figures["features"] = best(lambda: [acoustic.extract_file(long, start, end) for start, end in windows])
+    figures["features"] = best(lambda: [acoustic.extract_file(long, start, end)
+                                        for start, end in recognizer.segments_of(long)])
 print(json.dumps(figures))
 """
 

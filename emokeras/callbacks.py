@@ -3,9 +3,7 @@ schedule, TensorBoard figures, and the hyper-parameters for TensorBoard's HParam
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 
 import keras
@@ -14,7 +12,6 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 from emokeras import figures
-from emokeras.files import write_json
 from emokeras.labels import CLASS_NAMES
 from emokeras.metrics import UnweightedAccuracy
 from emokeras.models import inspection_model
@@ -52,54 +49,53 @@ class BetaSchedule(keras.callbacks.Callback):
             logs["beta_a"], logs["beta_m"] = float(self.model.beta_a.numpy()), float(self.model.beta_m.numpy())
 
 
-class BestEpochCheckpoint(keras.callbacks.Callback):
-    """Saves the weights of the epoch with the highest `monitor` (the paper keeps the model
-    that is best on the validation speaker).
+class EpochSeeds(keras.callbacks.Callback):
+    """Seeds every random draw of the model (dropout) at the start of each epoch from `(seed, epoch)`.
 
-    Unlike `ModelCheckpoint(save_best_only=True)`, the best value so far is kept
-    in `best.json` beside the weights, so a run resumed by `BackupAndRestore`
-    does not take its first resumed epoch for the best one.
-
-    Args:
-      directory: where `best.weights.h5` and `best.json` go.
-      monitor: the log to maximise.
+    Keras keeps each layer's dropout stream in a `SeedGenerator`, whose state is not saved with the weights: a run
+    resumed at epoch `e` would draw what the first epoch drew. Seeded per epoch, a resumed run draws exactly what an
+    uninterrupted one draws there (the data's order is seeded the same way: `emokeras.data.training_epochs`).
     """
 
-    WEIGHTS = "best.weights.h5"
-    STATE = "best.json"
-
-    def __init__(self, directory: str, monitor: str = "val_unweighted_accuracy"):
+    def __init__(self, seed: int):
         super().__init__()
-        self.directory = directory
-        self.monitor = monitor
-        self.best_value = -math.inf
-        self.best_epoch = None  # 1-based
+        self.seed = seed
 
-    @property
-    def weights_path(self) -> str:
-        return os.path.join(self.directory, self.WEIGHTS)
+    def on_epoch_begin(self, epoch, logs=None):
+        states = [variable for variable in self.model.variables if variable.path.endswith("seed_generator_state")]
+        values = np.random.SeedSequence([self.seed, epoch]).generate_state(len(states)) & 0x7FFFFFFF
+        for variable, value in zip(states, values):
+            variable.assign(np.array([value, 0], dtype=variable.dtype))
 
-    def on_train_begin(self, logs=None):
-        state_path = os.path.join(self.directory, self.STATE)
-        if os.path.isfile(state_path) and os.path.isfile(self.weights_path):
-            with open(state_path) as f:
-                state = json.load(f)
-            self.best_value, self.best_epoch = state["value"], state["epoch"]
 
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None:
-            raise KeyError(f"BestEpochCheckpoint: no {self.monitor!r} in the epoch's logs "
-                           f"(have: {', '.join(sorted(logs or {}))}); is there validation data?")
-        if value <= self.best_value:
-            return
-        self.best_value, self.best_epoch = float(value), epoch + 1
-        os.makedirs(self.directory, exist_ok=True)
-        partial = os.path.join(self.directory, ".partial." + self.WEIGHTS)
-        self.model.save_weights(partial)
-        os.replace(partial, self.weights_path)
-        write_json(os.path.join(self.directory, self.STATE),
-                   {"monitor": self.monitor, "value": self.best_value, "epoch": self.best_epoch})
+class NonFiniteLoss(ValueError):
+    """Training reached a NaN or infinite loss; the message names the run, the epoch and the step."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is not finite, raising `NonFiniteLoss`.
+
+    Keras' `TerminateOnNaN` ends `fit` normally, after which a run would be evaluated and exported as if it had
+    trained: here the epoch is not committed and nothing is exported.
+
+    Args:
+      run: how the message names the run.
+    """
+
+    def __init__(self, run: str):
+        super().__init__()
+        self.run = run
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLoss(f"{self.run}: the training loss is {float(loss)} at epoch {self._epoch + 1}, step "
+                                f"{batch + 1}; training stopped and nothing was exported (a lower --learning_rate, "
+                                "or --clipnorm, may keep it finite; train again with --overwrite)")
 
 
 class ValidationFigures(keras.callbacks.Callback):

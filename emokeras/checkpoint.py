@@ -145,8 +145,10 @@ def history_csv(rows: list[dict]) -> str:
 
 def _link_or_copy(source: str, target: str) -> None:
     """`target` becomes `source`'s content, whole: a hard link where the file system allows, else a copy."""
+    if os.path.exists(target) and os.path.samefile(source, target):
+        return  # already linked: renaming a link onto its twin would leave the link behind
     partial = os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".partial")
-    if os.path.exists(partial):
+    if os.path.lexists(partial):
         os.remove(partial)
     try:
         os.link(source, partial)

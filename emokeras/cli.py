@@ -131,6 +131,22 @@ def run_command(main, define_command_flags) -> None:
     app.run(guarded)
 
 
+def parse_integers(text: str, flag: str) -> tuple[int, ...]:
+    """`"0,3,7"` → `(0, 3, 7)`.
+
+    Raises:
+      ValueError: not comma-separated integers, or one repeated, naming `flag`.
+    """
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"{flag} takes comma-separated integers such as 0,1,2, got {text!r}") from None
+    repeated = sorted({value for value in values if values.count(value) > 1})
+    if repeated:
+        raise ValueError(f"{flag} repeats {','.join(map(str, repeated))}: {text!r}")
+    return values
+
+
 def no_arguments(argv) -> None:
     """Refuses positional arguments (commands that take flags only)."""
     if len(argv) > 1:

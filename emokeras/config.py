@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import re
 import typing
@@ -116,7 +117,8 @@ class MultiViewConfig:
     student: str = setting("B-ACO-1", "The acoustic view.", choices=ACOUSTIC_ONLY)
     view: str = setting("H-MM-4", "joint: the second view, trained alongside.", choices=MODEL_NAMES)
     teacher: str | None = setting(None, "frozen, teacher: a finished run of the same fold, e.g. runs/H-MM-4/fold-3; "
-                                  "'{fold}' stands for the fold (runs/H-MM-4/fold-{fold}).")
+                                  "'{fold}' stands for the fold and '{seed}' for the seed "
+                                  "(runs/H-MM-4/seed-{seed}/fold-{fold}).")
     beta_a: float = setting(1.0, "Weight of the acoustic view's cross-entropy (Eq. 3).", lower=0.0)
     beta_m: float = setting(0.3, "joint: weight of the second view's cross-entropy (Eq. 4).", lower=0.0)
     beta_decay: float = setting(0.0, "ρ of β = β0 / (1 + ρ·epoch); 0 keeps β constant.", lower=0.0)
@@ -124,9 +126,17 @@ class MultiViewConfig:
     negatives: str = setting("random", "Negative samples: any other class, or the acoustically similar one "
                              "(anger <-> happiness, neutral <-> sadness).", choices=NEGATIVE_RULES)
 
-    def teacher_dir(self, fold: int) -> str | None:
-        """`teacher` for `fold`: a `{fold}` in it is replaced, so one flag serves every fold of a sweep."""
-        return self.teacher.replace("{fold}", str(fold)) if self.teacher else None
+    def teacher_dir(self, fold: int, seed: int) -> str | None:
+        """`teacher` for `fold` and `seed`: `{fold}` and `{seed}` in it are replaced, so one flag serves every run of
+        a sweep."""
+        return self.teacher.replace("{fold}", str(fold)).replace("{seed}", str(seed)) if self.teacher else None
+
+    def teacher_name(self) -> str:
+        """The teacher's experiment: the folder above its `fold-<k>` (and `seed-<s>`) folders."""
+        parts = [part for part in os.path.normpath(self.teacher).split(os.sep) if part]
+        while parts and re.fullmatch(r"(fold|seed)-(\d+|\{fold\}|\{seed\})", parts[-1]):
+            parts.pop()
+        return parts[-1] if parts else self.teacher
 
 
 @dataclasses.dataclass
@@ -145,6 +155,8 @@ class TrainConfig:
     learning_rate: float = setting(1e-4, "Adam's learning rate.", lower=0.0)
     clipnorm: float = setting(5.0, "Clip the global gradient norm to this.", lower=0.0)
     seed: int = setting(0, "Seed for weights, dropout, shuffling and negatives.")
+    seed_folder: bool = setting(False, "Put the run in <output>/<model>/seed-<seed>/fold-<k>/ (and its export "
+                                "likewise), as crossval --seeds does.", identity=False)
     mixed_precision: str | None = setting(
         None, "Compute in 16 bits, keep variables in float32: mixed_float16 for GPUs, mixed_bfloat16 for CPUs "
         "and TPUs.", choices=MIXED_PRECISION_POLICIES)
@@ -155,6 +167,8 @@ class TrainConfig:
                                 identity=False)
     overwrite: bool = setting(False, "Train again, replacing the run folder, even if it holds another "
                               "configuration or finished results.", identity=False)
+    onnx: bool = setting(True, "Export models that read audio alone also as model.onnx (served without "
+                         "TensorFlow).", identity=False)
     data_config: DataConfig = dataclasses.field(default_factory=DataConfig)
     model_config: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     multiview: MultiViewConfig = dataclasses.field(default_factory=MultiViewConfig)
@@ -167,7 +181,7 @@ class TrainConfig:
         if views.mode == "joint":
             second = views.view
         elif views.teacher:
-            second = os.path.basename(os.path.dirname(os.path.normpath(views.teacher)))
+            second = views.teacher_name()
         else:
             raise ValueError(f"multi-view mode {views.mode!r} needs --teacher, a finished run folder "
                              "such as runs/H-MM-4/fold-3")
@@ -196,11 +210,15 @@ class TrainConfig:
                                      if isinstance(value, tuple) else value)
         return values
 
+    def _run_path(self) -> str:
+        return os.path.join(self.experiment(), *([f"seed-{self.seed}"] if self.seed_folder else []),
+                            f"fold-{self.fold}")
+
     def run_dir(self) -> str:
-        return os.path.join(self.output, self.experiment(), f"fold-{self.fold}")
+        return os.path.join(self.output, self._run_path())
 
     def export_dir(self) -> str:
-        return os.path.join(self.saved_models, self.experiment(), f"fold-{self.fold}")
+        return os.path.join(self.saved_models, self._run_path())
 
 
 DEFAULT_ENCODER_NAME = "char-ngram-256"  # emokeras' offline text encoder (`emokeras.features.lexical`)
@@ -339,6 +357,8 @@ def check(item: Setting, value):
         raise ValueError(f"--{item.name} needs a value")
     values = tuple(value) if item.base_type is tuple else (value,)
     for one in values:
+        if isinstance(one, float) and not math.isfinite(one):
+            raise ValueError(f"--{item.name} must be a finite number, got {one!r}")
         if item.choices is not None and one not in item.choices:
             raise ValueError(f"--{item.name} must be one of {', '.join(map(str, item.choices))}, got {one!r}")
         if (item.lower is not None and one < item.lower) or (item.upper is not None and one > item.upper):
@@ -372,6 +392,9 @@ def command_line(config, command: str = "python -m emokeras.train", always=("fol
     for item in settings(type(config)):
         value = _get(config, item.path)
         if item.name in always or (value != item.default and item.name not in _unused(config)):
+            if isinstance(value, bool):  # absl's booleans: --name or --noname
+                words.append(f"--{'' if value else 'no'}{item.name}")
+                continue
             shown = NONE if value is None else ",".join(map(str, value)) if isinstance(value, tuple) else value
             words.append(f"--{item.name} {shown}")
     return " ".join(words)

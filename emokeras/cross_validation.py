@@ -86,28 +86,87 @@ def markdown_table(experiment: str, modality_name: str, rows: list[dict]) -> str
             f"| {experiment} | {modality_name} | {' | '.join(cells)} | {folds} |\n")
 
 
-def write_summary(config: TrainConfig, fold_results: list[dict]) -> str:
-    """Writes `summary.csv` and `summary.md` beside the folds' runs; returns the Markdown table."""
-    experiment_dir = os.path.dirname(config.run_dir())
-    rows = summary_rows(fold_results)
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`"0,1,2"` → `(0, 1, 2)`.
+
+    Raises:
+      ValueError: not comma-separated integers, or a repeated seed.
+    """
+    from emokeras.cli import parse_integers  # the commands' parser; cli imports no library module
+
+    return parse_integers(text, "--seeds")
+
+
+def seed_summary_rows(fold_results: list[dict]) -> list[dict]:
+    """For runs over folds × seeds: one row per fold with each score's mean over its seeds, then `mean` (over
+    the folds' means), `fold_sd` (sample sd of the folds' means) and `seed_sd` (sample sd, over seeds, of each
+    seed's mean over the folds). Every fold must have run every seed."""
+    folds = sorted({results["fold"] for results in fold_results})
+    seeds = sorted({results["seed"] for results in fold_results})
+    columns = [*COLUMNS, "train_seconds"]
+    # cube[fold, seed, column]
+    cube = np.full((len(folds), len(seeds), len(columns)), np.nan)
+    for results in fold_results:
+        values = [results[split][score] for split, score in SCORES] + [results["train_seconds"]]
+        cube[folds.index(results["fold"]), seeds.index(results["seed"])] = values
+    per_fold = cube.mean(axis=1)
+    per_seed = cube.mean(axis=0)
+    rows = [{"fold": fold, "seeds": len(seeds), **dict(zip(columns, values.tolist()))}
+            for fold, values in zip(folds, per_fold)]
+
+    def sd(table):
+        return table.std(axis=0, ddof=1) if len(table) > 1 else np.zeros(len(columns))
+
+    rows.append({"fold": "mean", "seeds": len(seeds), **dict(zip(columns, per_fold.mean(axis=0).tolist()))})
+    rows.append({"fold": "fold_sd", "seeds": len(seeds), **dict(zip(columns, sd(per_fold).tolist()))})
+    rows.append({"fold": "seed_sd", "seeds": len(seeds), **dict(zip(columns, sd(per_seed).tolist()))})
+    return rows
+
+
+def seed_markdown_table(experiment: str, modality_name: str, rows: list[dict], seeds) -> str:
+    """Table 2/3's layout for runs over folds × seeds: each score as its mean ± the sd over folds, and test UA's
+    sd over seeds beside."""
+    mean, fold_sd, seed_sd = rows[-3:]
+    folds = ",".join(str(row["fold"]) for row in rows[:-3])
+    cells = [f"{mean[column]:.4f} ± {fold_sd[column]:.4f}" for column in COLUMNS]
+    return ("| Experiment | Modality | Dev UA | Dev WA | Test UA | Test WA | Test UA, sd over seeds | Folds | Seeds |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            f"| {experiment} | {modality_name} | {' | '.join(cells)} | {seed_sd['test_ua']:.4f} | {folds} | "
+            f"{','.join(map(str, seeds))} |\n")
+
+
+def write_summary(config: TrainConfig, fold_results: list[dict], seeds=None) -> str:
+    """Writes `summary.csv` and `summary.md` beside the runs; returns the Markdown table. With `seeds`, the
+    summary is over folds × seeds (`seed_summary_rows`)."""
+    experiment_dir = os.path.join(config.output, config.experiment())
+    if seeds:
+        rows = seed_summary_rows(fold_results)
+        names = ["fold", "seeds", *COLUMNS, "train_seconds"]
+        table = seed_markdown_table(config.experiment(), modality(config), rows, seeds)
+    else:
+        rows = summary_rows(fold_results)
+        names = ["fold", *COLUMNS, "best_epoch", "train_seconds"]
+        table = markdown_table(config.experiment(), modality(config), rows)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["fold", *COLUMNS, "best_epoch", "train_seconds"],
-                            lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(os.path.join(experiment_dir, SUMMARY_CSV), buffer.getvalue())
-    table = markdown_table(config.experiment(), modality(config), rows)
     write_text(os.path.join(experiment_dir, SUMMARY_MARKDOWN), table)
     return table
 
 
-def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS))) -> str:
-    """Trains (or reports) `config` on each of `folds`, then writes and returns the summary table."""
+def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS)), seeds=None) -> str:
+    """Trains (or reports) `config` on each of `folds` (for each of `seeds`, in
+    `<output>/<experiment>/seed-<s>/fold-<k>/`), then writes and returns the summary table."""
     fold_results = []
-    for fold in folds:
-        fold_results.append(Experiment(dataclasses.replace(config, fold=fold)).run())
-        keras.backend.clear_session()  # each fold builds new models: free the last fold's graphs
-    table = write_summary(config, fold_results)
-    logger.info("%d folds → %s/%s, %s", len(folds), os.path.dirname(config.run_dir()), SUMMARY_CSV, SUMMARY_MARKDOWN)
+    for seed in seeds or (config.seed,):
+        for fold in folds:
+            run = dataclasses.replace(config, fold=fold, seed=seed, seed_folder=bool(seeds))
+            fold_results.append(Experiment(run).run())
+            keras.backend.clear_session()  # each run builds new models: free the last one's graphs
+    table = write_summary(config, fold_results, seeds)
+    experiment_dir = os.path.join(config.output, config.experiment())
+    logger.info("%d runs → %s/%s, %s", len(fold_results), experiment_dir, SUMMARY_CSV, SUMMARY_MARKDOWN)
     logger.info("%s", table.rstrip("\n"))
     return table

@@ -98,6 +98,7 @@ def parse_example(example: dict, max_frames: int = DataConfig.max_frames,
             "words": tf.boolean_mask(example["words"], keep)[:max_words],
             "label": example["label"],
             "utterance_id": example["utterance_id"],
+            "speaker": example.get("speaker", tf.constant("")),
         }
 
 
@@ -145,40 +146,78 @@ def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig |
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
-def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, seed: int = 0, with_ids: bool = False,
-                 data_config: DataConfig | None = None) -> tf.data.Dataset:
-    """The batched `(inputs, label)` dataset of a fold's split.
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffling seed of `epoch`: a function of the run's seed and the epoch alone, so that a run resumed at any
+    epoch draws what an uninterrupted run draws there."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] & 0x7FFFFFFF)
 
-    Args:
-      data_dir: a prepared folder (`tfrecords/<corpus>/<encoder>`).
-      fold: 0..9 (see `Fold`).
-      split: "train", "validation" or "test".
-      batch_size: utterances per batch.
-      seed: the training split's shuffle seed (reshuffled every epoch).
-      with_ids: also put `utterance_id` in `inputs` (for inspection, not models).
-      data_config: truncation, bucketing and shuffling (`DataConfig`: the paper's 700 frames and 30 words).
-    """
-    settings = data_config or DataConfig()
-    dataset = parsed_split(data_dir, fold, split, settings).cache()
+
+def _batched(dataset: tf.data.Dataset, split: str, batch_size: int, seed: int, epoch: int, with_ids: bool,
+             settings: DataConfig) -> tf.data.Dataset:
+    """Step 3 for one epoch of a cached split: shuffled (training only, by `epoch_seed`), bucketed, padded."""
     if split == "train":
-        dataset = dataset.shuffle(settings.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.shuffle(settings.shuffle_buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
 
     def to_pair(example):
         inputs = {key: example[key] for key in ("frames", "num_frames", "word_vectors", "num_words", "word_spans")}
         if with_ids:
             inputs["utterance_id"] = example["utterance_id"]
+            inputs["speaker"] = example["speaker"]
         return inputs, example["label"]
 
     dataset = dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE)
     boundaries = [b for b in settings.bucket_boundaries if b < settings.max_frames]
-    dataset = dataset.bucket_by_sequence_length(
+    return dataset.bucket_by_sequence_length(
         element_length_func=lambda inputs, label: inputs["num_frames"],
         bucket_boundaries=boundaries,
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         pad_to_bucket_boundary=False,
         drop_remainder=False,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(data_dir: str, fold: int, split: str, batch_size: int = 64, seed: int = 0, with_ids: bool = False,
+                 data_config: DataConfig | None = None, epoch: int = 0) -> tf.data.Dataset:
+    """The batched `(inputs, label)` dataset of a fold's split, for one epoch.
+
+    Args:
+      data_dir: a prepared folder (`tfrecords/<corpus>/<encoder>`).
+      fold: 0..9 (see `Fold`).
+      split: "train", "validation" or "test".
+      batch_size: utterances per batch.
+      seed: the run's seed; with `epoch`, it fixes the training split's order (`epoch_seed`).
+      with_ids: also put `utterance_id` and `speaker` in `inputs` (for evaluation and inspection, not models).
+      data_config: truncation, bucketing and shuffling (`DataConfig`: the paper's 700 frames and 30 words).
+      epoch: which epoch's order the training split takes (0-based).
+    """
+    settings = data_config or DataConfig()
+    dataset = parsed_split(data_dir, fold, split, settings).cache()
+    return _batched(dataset, split, batch_size, seed, epoch, with_ids, settings).prefetch(tf.data.AUTOTUNE)
+
+
+def training_epochs(data_dir: str, fold: int, batch_size: int, seed: int, first: int, last: int,
+                    data_config: DataConfig | None = None, each_epoch=None) -> tuple[tf.data.Dataset, int]:
+    """Epochs `first` to `last - 1` of the training split, one after the other, for one `fit`; and the batches in
+    each epoch (`fit`'s `steps_per_epoch`).
+
+    Each epoch's order and `each_epoch`'s draws are functions of `seed` and the epoch, never of how many epochs
+    this process has run: a run resumed at epoch `first` sees what an uninterrupted run sees from there.
+
+    Args:
+      each_epoch: `(batched dataset, epoch) -> dataset`, applied to each epoch (multi-view negatives, input
+        selection); None keeps the batches as they are.
+    """
+    settings = data_config or DataConfig()
+    cached = parsed_split(data_dir, fold, "train", settings).cache()  # decoded once, shared by every epoch
+    each_epoch = each_epoch or (lambda dataset, epoch: dataset)
+    # Bucketing flushes each bucket's remainder at the end of an epoch, so the count does not depend on the order.
+    steps = sum(1 for _ in _batched(cached, "train", batch_size, seed, 0, False, settings))
+    epochs = [each_epoch(_batched(cached, "train", batch_size, seed, epoch, False, settings), epoch)
+              for epoch in range(first, last)]
+    dataset = epochs[0]
+    for following in epochs[1:]:
+        dataset = dataset.concatenate(following)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
 def frame_statistics(data_dir: str, fold: int, data_config: DataConfig | None = None) -> tuple[np.ndarray, np.ndarray]:

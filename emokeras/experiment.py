@@ -7,7 +7,8 @@ The run folder `<output>/<experiment>/fold-<k>/` holds:
   tensorboard/       TensorBoard logs (train and validation, per epoch; figures; hyper-parameters)
   history.csv        every epoch's losses and metrics
   best.weights.h5    the epoch with the highest validation UA (`best.json`)
-  results.json       validation and test UA, WA and confusion matrices, epochs, time
+  predictions.csv    the best epoch's answer on every validation and test utterance (`emokeras.predictions`)
+  results.json       validation and test UA, WA, confusion matrices and split hashes, epochs, time
   state/             while training: the committed state an interrupted run resumes from (`emokeras.checkpoint`)
 
 and the deployable model goes to `<saved_models>/<experiment>/fold-<k>/` (`emokeras.export`).
@@ -30,14 +31,23 @@ import shutil
 import warnings
 
 import keras
+import numpy as np
+import pandas as pd
 import tensorflow as tf
 
-from emokeras import data, multiview, tfrecords
-from emokeras.callbacks import BetaSchedule, EpochSeconds, ValidationFigures, write_hyperparameters
-from emokeras.checkpoint import BEST, BEST_WEIGHTS, HISTORY, RunCheckpoint
+from emokeras import data, multiview, predictions, tfrecords
+from emokeras.callbacks import (
+    BetaSchedule,
+    EpochSeconds,
+    EpochSeeds,
+    StopOnNonFiniteLoss,
+    ValidationFigures,
+    write_hyperparameters,
+)
+from emokeras.checkpoint import BEST, BEST_WEIGHTS, HISTORY, RunCheckpoint, TrainingState
 from emokeras.config import ModelConfig, PrepareConfig, TrainConfig, identity_differences
 from emokeras.export import export_saved_model
-from emokeras.files import exclusive, reported_write_errors, write_json
+from emokeras.files import exclusive, reported_write_errors, write_json, write_text
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.models import build_model, select_inputs
 from emokeras.preparation import prepare_corpus
@@ -68,34 +78,76 @@ def dtype_policy(name: str | None):
 
 
 def resolve_data(config: TrainConfig) -> str:
-    """The prepared folder to read: `config.data`, or the demo corpus, prepared if needed."""
+    """The prepared folder to read: `config.data` (checked to be one, before anything is written), or the demo
+    corpus, prepared if needed.
+
+    Raises:
+      FileNotFoundError: `config.data` holds no prepared corpus, naming it.
+    """
     if config.data:
+        tfrecords.read_manifest(config.data)
         return config.data
     return prepare_corpus(PrepareConfig())
 
 
-def make_datasets(data_dir: str, config: TrainConfig, input_names) -> dict:
-    """{split: the batched `(inputs, label)` dataset}, inputs restricted to `input_names`."""
-    def keep_inputs(inputs, label):
+# The splits a run evaluates its best epoch on.
+EVALUATED = ("validation", "test")
+
+
+def _keep_inputs(input_names):
+    def keep(inputs, label):
         return {name: inputs[name] for name in input_names}, label
 
-    return {split: data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size, seed=config.seed,
-                                     data_config=config.data_config).map(keep_inputs)
-            for split in data.SPLITS}
+    return keep
 
 
-def evaluate(model, dataset) -> dict:
-    """UA, WA and the confusion matrix (rows: truth, columns: prediction) of `model` on `dataset`."""
-    unweighted, weighted = UnweightedAccuracy(), WeightedAccuracy()
-    for inputs, labels in dataset:
-        probabilities = model(select_inputs(model, inputs), training=False)
-        unweighted.update_state(labels, probabilities)
-        weighted.update_state(labels, probabilities)
-    return {
-        "unweighted_accuracy": float(unweighted.result()),
-        "weighted_accuracy": float(weighted.result()),
-        "confusion_matrix": unweighted.confusion.numpy().astype(int).tolist(),
-    }
+def training_data(model, config: TrainConfig, data_dir: str, first_epoch: int) -> tuple:
+    """What `fit` trains `model` on from `first_epoch`: the epochs' batches, restricted to the inputs the model
+    reads (with negatives, Algorithm 1, for a `MultiViewModel`), and the batches per epoch."""
+    if isinstance(model, multiview.MultiViewModel):
+        input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
+        views = config.multiview
+
+        def each_epoch(dataset, epoch):
+            return multiview.add_negatives(dataset.map(_keep_inputs(input_names)), views.negatives, seed=config.seed,
+                                           epoch=epoch)
+    else:
+        input_names = tuple(model.input)
+
+        def each_epoch(dataset, epoch):
+            return dataset.map(_keep_inputs(input_names))
+
+    return data.training_epochs(data_dir, config.fold, config.batch_size, config.seed, first_epoch, config.epochs,
+                                config.data_config, each_epoch)
+
+
+def validation_data(model, config: TrainConfig, data_dir: str):
+    """The validation split's batches, with the inputs the deployable model reads (`fit`'s validation data)."""
+    deployable = model.acoustic_view if isinstance(model, multiview.MultiViewModel) else model
+    return data.make_dataset(data_dir, config.fold, "validation", batch_size=config.batch_size,
+                             data_config=config.data_config).map(_keep_inputs(tuple(deployable.input)))
+
+
+def evaluate(model, config: TrainConfig, data_dir: str) -> tuple[dict, pd.DataFrame]:
+    """`model`'s answer on every utterance of the evaluated splits: `({split: UA, WA and confusion matrix},
+    the rows of predictions.csv)`."""
+    class_names = tfrecords.class_names(tfrecords.read_manifest(data_dir))
+    infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    tables, scores = [], {}
+    for split in EVALUATED:
+        ids, speakers, labels, probabilities = [], [], [], []
+        for inputs, label in data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size,
+                                               with_ids=True, data_config=config.data_config):
+            probabilities.append(infer(select_inputs(model, inputs)).numpy())
+            ids += [value.decode() for value in inputs["utterance_id"].numpy()]
+            speakers += [value.decode() for value in inputs["speaker"].numpy()]
+            labels.append(label.numpy())
+        frame = predictions.table(split, config.fold, config.seed, class_names, ids, speakers,
+                                  np.concatenate(labels), np.concatenate(probabilities))
+        scores[split] = {**predictions.scores(frame, class_names),
+                         "split_hash": predictions.split_hash(frame["utterance_id"], frame["label"])}
+        tables.append(frame)
+    return scores, pd.concat(tables, ignore_index=True)
 
 
 def build_model_for(name: str, config: TrainConfig, data_dir: str, frame_statistics=None):
@@ -157,21 +209,11 @@ def build_multiview_model(config: TrainConfig, data_dir: str, frame_statistics=N
     if views.mode == "joint":
         second = build_model_for(model_spec(views.view).name, config, data_dir, statistics)
     else:
-        second = load_trained(views.teacher_dir(config.fold), data_dir, config.fold, statistics)
+        second = load_trained(views.teacher_dir(config.fold, config.seed), data_dir, config.fold, statistics)
     model = multiview.MultiViewModel(student, second, mode=views.mode, beta_a=views.beta_a, beta_m=views.beta_m,
                                      margin=views.margin)
     model.compile(optimizer=optimizer(config))
     return model, student
-
-
-def multiview_datasets(model, config: TrainConfig, data_dir: str):
-    """What a `MultiViewModel` is fitted with: the datasets of both views' inputs, negatives added to the
-    training batches (Algorithm 1), and the β schedule callback."""
-    views = config.multiview
-    input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
-    datasets = make_datasets(data_dir, config, input_names)
-    datasets["train"] = multiview.add_negatives(datasets["train"], views.negatives, seed=config.seed)
-    return datasets, BetaSchedule(views.beta_a, views.beta_m, views.beta_decay)
 
 
 def recorded_differences(path: str, config: TrainConfig) -> list[str]:
@@ -227,6 +269,7 @@ class Experiment:
         Raises:
           RunMismatch: the folder holds a run of another configuration.
           FolderInUse: another process is writing the folder.
+          NonFiniteLoss: training reached a NaN or infinite loss (nothing is exported).
         """
         config = self.config
         with exclusive(self.run_dir):
@@ -235,30 +278,66 @@ class Experiment:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             self._check_identity(data_dir)
             results_path = os.path.join(self.run_dir, RESULTS)
-            if os.path.isfile(results_path):
-                with open(results_path, encoding="utf-8") as handle:
-                    results = json.load(handle)
-                logger.info("already trained (--overwrite to train again): %s", summary_line(config, results))
-                return results
-            os.makedirs(self.run_dir, exist_ok=True)
             with dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
-                results = self._train_evaluate_export(data_dir, callbacks)
-            with reported_write_errors(self.run_dir, RESULTS):
-                write_json(results_path, results)
+                if os.path.isfile(results_path):
+                    with open(results_path, encoding="utf-8") as handle:
+                        results = json.load(handle)
+                    if not os.path.isfile(os.path.join(self.run_dir, predictions.PREDICTIONS)):
+                        results = self._add_predictions(data_dir, results)
+                    logger.info("already trained (--overwrite to train again): %s", summary_line(config, results))
+                    return results
+                results, rows = self._train_evaluate_export(data_dir, callbacks)
+            self._write_results(results, rows)
             RunCheckpoint(self.run_dir).finish()
             logger.info("%s", summary_line(config, results))
             return results
 
+    def _write_results(self, results: dict, rows) -> None:
+        """predictions.csv, then results.json: a run is finished when results.json exists, and then has both."""
+        with reported_write_errors(self.run_dir, RESULTS):
+            write_text(os.path.join(self.run_dir, predictions.PREDICTIONS), predictions.to_csv(rows))
+            write_json(os.path.join(self.run_dir, RESULTS), results)
+
     def _check_identity(self, data_dir: str) -> None:
+        """Refuses a folder whose committed epochs or results came from another configuration. A `config.json`
+        with neither (a run stopped before its first epoch was committed) holds nothing to protect."""
+        if not (TrainingState.read(self.run_dir) or os.path.isfile(os.path.join(self.run_dir, RESULTS))):
+            return
         differences = recorded_differences(os.path.join(self.run_dir, CONFIG),
                                            dataclasses.replace(self.config, data=data_dir))
         if differences:
             raise RunMismatch(f"{self.run_dir} holds a run of another configuration ({'; '.join(differences)}); "
                               "train it again with --overwrite, or elsewhere with --output")
 
+    def _build(self, data_dir: str):
+        """The model `fit` trains and the deployable model (the same one, or a multi-view model's student)."""
+        if self.config.multiview.mode is None:
+            model = build_compiled_model(self.config, data_dir)
+            return model, model
+        return build_multiview_model(self.config, data_dir)
+
+    def _add_predictions(self, data_dir: str, results: dict) -> dict:
+        """A run finished before runs kept predictions: its best weights evaluated again, without training, for
+        predictions.csv and the split hashes."""
+        logger.info("%s: evaluating the best epoch again for predictions.csv (no training)", self.run_dir)
+        keras.utils.set_random_seed(self.config.seed)
+        model, deployable = self._build(data_dir)
+        model.load_weights(os.path.join(self.run_dir, BEST_WEIGHTS))
+        scores, rows = evaluate(deployable, self.config, data_dir)
+        for split, values in scores.items():
+            recorded = results.get(split, {}).get("unweighted_accuracy")
+            if recorded is not None and abs(recorded - values["unweighted_accuracy"]) > 1e-6:
+                logger.warning("%s: %s UA evaluated again is %.6f, results.json says %.6f; predictions.csv holds the "
+                               "new evaluation", self.run_dir, split, values["unweighted_accuracy"], recorded)
+            results[split] = {**results.get(split, {}), **values}
+        self._write_results(results, rows)
+        return results
+
     def _fresh_start(self, data_dir: str, strategy) -> None:
-        """A run with no committed epoch: drop what an earlier attempt left, and record the configuration."""
-        for name in (HISTORY, BEST, BEST_WEIGHTS):
+        """A run with no committed epoch, about to train: drop what an earlier attempt left, and record the
+        configuration."""
+        os.makedirs(self.run_dir, exist_ok=True)
+        for name in (HISTORY, BEST, BEST_WEIGHTS, predictions.PREDICTIONS):
             path = os.path.join(self.run_dir, name)
             if os.path.exists(path):
                 os.remove(path)
@@ -268,52 +347,50 @@ class Experiment:
                         devices=list(strategy.extended.worker_devices))
         write_json(os.path.join(self.run_dir, CONFIG), resolved)
 
-    def _train_evaluate_export(self, data_dir: str, callbacks) -> dict:
+    def _train_evaluate_export(self, data_dir: str, callbacks) -> tuple[dict, pd.DataFrame]:
         config = self.config
         keras.utils.set_random_seed(config.seed)
         strategy = tf.distribute.MirroredStrategy()
         checkpoint = RunCheckpoint(self.run_dir)
-        if not checkpoint.state.epochs:
-            self._fresh_start(data_dir, strategy)
-        tensorboard_dir = os.path.join(self.run_dir, TENSORBOARD)
-        write_hyperparameters(tensorboard_dir, config.hyperparameters(), f"{config.experiment()}/fold-{config.fold}")
         with strategy.scope():
-            if config.multiview.mode is None:
-                model = deployable = build_compiled_model(config, data_dir)
-            else:
-                model, deployable = build_multiview_model(config, data_dir)
+            model, deployable = self._build(data_dir)
             initial_epoch = checkpoint.restore(model)
-        if config.multiview.mode is None:
-            datasets, schedule = make_datasets(data_dir, config, tuple(model.input)), []
-        else:
-            datasets, beta_schedule = multiview_datasets(model, config, data_dir)
-            schedule = [beta_schedule]
+        validation = validation_data(model, config, data_dir)
         if initial_epoch < config.epochs:
-            if initial_epoch:
-                logger.info("resuming the interrupted run at epoch %d of %d", initial_epoch + 1, config.epochs)
+            train, steps = training_data(model, config, data_dir, initial_epoch)
+            schedule = ([BetaSchedule(config.multiview.beta_a, config.multiview.beta_m, config.multiview.beta_decay)]
+                        if config.multiview.mode else [])
             # Figure 3 needs words: drawn for models that read them (the first few validation utterances).
             figure_examples = (list(data.parsed_split(data_dir, config.fold, "validation", config.data_config)
                                     .take(FIGURE_UTTERANCES))
                                if model_spec(config.deployable()).words else [])
-            figures = ValidationFigures(deployable, datasets["validation"], figure_examples,
+            tensorboard_dir = os.path.join(self.run_dir, TENSORBOARD)
+            figures = ValidationFigures(deployable, validation, figure_examples,
                                         os.path.join(tensorboard_dir, "validation"))
-            # Keras warns that a dataset of unknown length "ran out of data" at the end of every first epoch.
+            if initial_epoch:
+                logger.info("resuming the interrupted run at epoch %d of %d", initial_epoch + 1, config.epochs)
+            else:
+                self._fresh_start(data_dir, strategy)  # the first file this run writes: it starts training now
+            write_hyperparameters(tensorboard_dir, config.hyperparameters(),
+                                  f"{config.experiment()}/fold-{config.fold}")
+            # The validation split's length is not known before its first pass, at whose end Keras warns.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
-            model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.epochs,
+            model.fit(train, steps_per_epoch=steps, validation_data=validation, epochs=config.epochs,
                       initial_epoch=initial_epoch, verbose=2, shuffle=False,
-                      callbacks=[EpochSeconds(), *schedule, figures,
-                                 keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
+                      callbacks=[EpochSeeds(config.seed), StopOnNonFiniteLoss(self.run_dir), EpochSeconds(), *schedule,
+                                 figures, keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False),
                                  checkpoint, *callbacks])
         else:
             logger.info("finishing the trained run from its best epoch (%d)", checkpoint.state.best_epoch)
         checkpoint.publish()
         state = checkpoint.state
         model.load_weights(checkpoint.best_weights)
+        scores, rows = evaluate(deployable, config, data_dir)
         results = {
             "model": config.experiment(),
             "fold": config.fold,
-            "validation": evaluate(deployable, datasets["validation"]),
-            "test": evaluate(deployable, datasets["test"]),
+            "seed": config.seed,
+            **scores,
             "best_epoch": state.best_epoch,
             "epochs": state.epochs,
             "train_seconds": round(sum(row["epoch_seconds"] for row in state.history), 1),
@@ -324,7 +401,7 @@ class Experiment:
         with reported_write_errors(self.export_dir, "the exported model", also=(tf.errors.ResourceExhaustedError,)):
             export_saved_model(deployable, self.export_dir, {
                 "model": config.deployable(), "experiment": config.experiment(), "fold": config.fold,
-                "data": data_dir, "best_epoch": state.best_epoch, "mixed_precision": config.mixed_precision,
-                "max_frames": config.data_config.max_frames,
-                **preparation_facts(data_dir)})
-        return results
+                "seed": config.seed, "data": data_dir, "best_epoch": state.best_epoch,
+                "mixed_precision": config.mixed_precision, "max_frames": config.data_config.max_frames,
+                **preparation_facts(data_dir)}, onnx=config.onnx)
+        return results, rows

@@ -27,10 +27,9 @@ import subprocess
 import sys
 
 import keras
-import onnx
 import tensorflow as tf
 
-from emokeras.files import write_json
+from emokeras.files import replace_folder, write_json
 from emokeras.labels import CLASS_NAMES
 from emokeras.specs import FRAME_INPUTS, METADATA, ONNX_MODEL, SIGNATURE
 
@@ -78,7 +77,7 @@ def generic_lstm_kernels(model: keras.Model):
             layer.use_cudnn = use_cudnn
 
 
-def export_saved_model(model: keras.Model, path: str, metadata: dict | None = None) -> str:
+def export_saved_model(model: keras.Model, path: str, metadata: dict | None = None, onnx: bool = True) -> str:
     """Writes `model` as a SavedModel at `path` (replacing what is there, only once complete).
 
     Args:
@@ -86,6 +85,7 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
       path: the SavedModel folder.
       metadata: extra facts for `assets.extra/emokeras.json` (model name,
         feature set, encoder, fold...).
+      onnx: also write `model.onnx` where the model reads audio alone.
 
     Returns:
       `path`.
@@ -112,13 +112,11 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
         "signature": SIGNATURE,
         **(metadata or {}),
     }
-    if sorted(specs) == sorted(FRAME_INPUTS):
+    if onnx and sorted(specs) == sorted(FRAME_INPUTS):
         facts["onnx"] = ONNX_MODEL
         write_onnx(partial, os.path.join(partial, ONNX_MODEL), facts)
     write_json(os.path.join(partial, METADATA), facts)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.replace(partial, path)
+    replace_folder(partial, path)  # a reader of `path` finds the old export or the new one, whole
     return path
 
 
@@ -139,6 +137,8 @@ def write_onnx(saved_model_dir: str, path: str, facts: dict) -> str:
     if done.returncode != 0 or not os.path.isfile(partial):
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise RuntimeError(f"{saved_model_dir}: tf2onnx could not convert the SavedModel to ONNX:\n{tail}")
+    import onnx  # here: only an export that writes model.onnx needs it
+
     model = onnx.load(partial)
     onnx.helper.set_model_props(model, {key: json.dumps(facts[key]) for key in ONNX_METADATA_KEYS
                                         if key in facts})

@@ -4,11 +4,13 @@ the folder), and with a clear error when the disk refuses a write."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import datetime
 import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 
@@ -57,6 +59,38 @@ def reported_write_errors(folder: str, what: str, also=()):
         raise OutputError(f"{folder}: could not write {what} ({reason}); nothing there is marked complete, so the "
                           "same command finishes the work once it can write",
                           errno.ENOSPC if full else getattr(error, "errno", None)) from None
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Swaps two paths in one step (Linux `renameat2(RENAME_EXCHANGE)`); False where the system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_cwd = -100  # AT_FDCWD
+    done = renameat2(at_cwd, os.fsencode(first), at_cwd, os.fsencode(second), _RENAME_EXCHANGE)
+    return done == 0
+
+
+def replace_folder(new: str, target: str) -> None:
+    """Puts the complete folder `new` at `target`, replacing what is there, so that a reader of `target` finds the
+    old folder or the new one, whole: the two are swapped in one step where the system allows (Linux), else the
+    old one is renamed aside first; the old one is removed only afterwards."""
+    if not os.path.isdir(target):
+        os.replace(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new)  # now the old folder
+        return
+    aside = os.path.join(os.path.dirname(target) or ".", "." + os.path.basename(target) + ".old")
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(target, aside)
+    os.replace(new, target)
+    shutil.rmtree(aside)
 
 
 def lock_path(folder: str) -> str:

@@ -138,18 +138,23 @@ def select_negatives(labels, eligibility, seed):
 NEGATIVE_PREFIX = "negative_"
 
 
-def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, seed: int = 0):
-    """Adds to each batch `negative_<input>` for every input, and `has_negative` (float32 1 or 0).
+# Batches per epoch above which two epochs' negatives would share seeds (far above any corpus's).
+_BATCH_SEED_STRIDE = 1_000_000
 
-    The negatives are chosen on the global batch, before a distribution
-    strategy splits it, so every replica count gives the same pairs.
+
+def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, seed: int = 0, epoch: int = 0):
+    """Adds to each batch of one epoch `negative_<input>` for every input, and `has_negative` (float32 1 or 0).
+
+    The negatives are chosen on the global batch, before a distribution strategy splits it, so every replica count
+    gives the same pairs. Batch `k` of `epoch` draws from the stateless seed `(seed, epoch · 10⁶ + k)`: fresh pairs
+    every epoch, and the same pairs for an epoch however the run got there (resumed or not).
     """
     eligibility = negative_eligibility(rule, similar_pairs)
 
-    def with_negatives(batch_seed, element):
+    def with_negatives(index, element):
         inputs, labels = element
-        indices, has_negative = select_negatives(labels, eligibility, tf.stack([tf.constant(seed, tf.int64),
-                                                                                batch_seed]))
+        batch_seed = tf.stack([tf.constant(seed, tf.int64), epoch * _BATCH_SEED_STRIDE + index])
+        indices, has_negative = select_negatives(labels, eligibility, batch_seed)
         out = dict(inputs)
         for key, value in inputs.items():
             out[NEGATIVE_PREFIX + key] = tf.gather(value, indices)
@@ -157,11 +162,7 @@ def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, se
         out["has_negative"] = tf.cast(has_negative, tf.float32)
         return out, labels
 
-    # One seed per batch from a seeded stream that differs every epoch: reproducible, yet fresh pairs each epoch.
-    batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    return tf.data.Dataset.zip(batch_seeds, dataset).map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE)
-
-
+    return dataset.enumerate().map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _split_inputs(inputs: dict) -> tuple[dict, dict, object]:

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from emokeras.files import write_json
+from emokeras.labels import CLASS_NAMES
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -136,6 +137,11 @@ def read_manifest(directory: str) -> dict:
         raise ManifestMismatch(f"{path}: schema version {manifest.get('schema_version')}, this emokeras "
                                f"reads {SCHEMA_VERSION}; prepare again with --overwrite")
     return manifest
+
+
+def class_names(manifest: dict) -> list[str]:
+    """The prepared corpus's classes, in label order."""
+    return list(manifest.get("classes") or CLASS_NAMES)
 
 
 # The manifest fields that identify what was prepared; others are results (counts).

@@ -23,15 +23,17 @@ import keras_tuner
 import tensorflow as tf
 
 from emokeras import data
+from emokeras.callbacks import BetaSchedule, EpochSeeds, StopOnNonFiniteLoss
 from emokeras.config import MODE_SETTINGS, TrainConfig, TuneConfig, command_line
 from emokeras.experiment import (
     CONFIG,
     RunMismatch,
     build_multiview_model,
     dtype_policy,
-    multiview_datasets,
     recorded_differences,
     resolve_data,
+    training_data,
+    validation_data,
 )
 from emokeras.files import exclusive, write_json
 
@@ -74,9 +76,12 @@ class MultiViewHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         """Fits on the fold with the trial's negatives and β, passing the tuner's callbacks through."""
         config = self.trial_config(hp)
-        datasets, schedule = multiview_datasets(model, config, self.data_dir)
-        return model.fit(datasets["train"], validation_data=datasets["validation"], epochs=config.epochs,
-                         verbose=2, shuffle=False, callbacks=[schedule, *(callbacks or [])])
+        train, steps = training_data(model, config, self.data_dir, first_epoch=0)
+        views = config.multiview
+        return model.fit(train, steps_per_epoch=steps, validation_data=validation_data(model, config, self.data_dir),
+                         epochs=config.epochs, verbose=2, shuffle=False,
+                         callbacks=[EpochSeeds(config.seed), StopOnNonFiniteLoss(f"trial {hp.values}"),
+                                    BetaSchedule(views.beta_a, views.beta_m, views.beta_decay), *(callbacks or [])])
 
 
 def make_tuner(config: TrainConfig, space: TuneConfig, data_dir: str):
@@ -104,6 +109,7 @@ def search_hyperparameters(config: TrainConfig, space: TuneConfig) -> tuple[dict
         data_dir = resolve_data(config)
         config = dataclasses.replace(config, data=data_dir)
         _check_identity(project, config)
+        # The validation split's length is not known before its first pass, at whose end Keras warns.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         with dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
             tuner = make_tuner(config, space, data_dir)

@@ -35,12 +35,12 @@ def shared_runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def b_aco_1_run(shared_runs, demo_data):
-    """A finished small B-ACO-1 run on fold 3 (one epoch), exported: `(config, results)`."""
+    """A finished small B-ACO-1 run on fold 3 (one epoch), exported with its model.onnx: `(config, results)`."""
     from emokeras.experiment import Experiment
 
     from run_testing import small_config
 
-    config = small_config(shared_runs, demo_data, epochs=1)
+    config = small_config(shared_runs, demo_data, epochs=1, onnx=True)
     return config, Experiment(config).run()
 
 

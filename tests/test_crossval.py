@@ -16,6 +16,14 @@ from emokeras import cross_validation as crossval
 from emokeras.config import TrainConfig, command_line
 
 
+def test_parse_seeds():
+    assert crossval.parse_seeds("0,1,2") == (0, 1, 2)
+    with pytest.raises(ValueError, match="--seeds repeats 1"):
+        crossval.parse_seeds("1,1")
+    with pytest.raises(ValueError, match="--seeds takes comma-separated integers"):
+        crossval.parse_seeds("one")
+
+
 def test_parse_folds():
     assert crossval.parse_folds("0,3,7") == (0, 3, 7)
     assert crossval.parse_folds("all") == tuple(range(10))
@@ -95,3 +103,42 @@ def test_command_line_reports_finished_folds(b_aco_1_run):
     assert os.path.isfile(os.path.join(config.output, "B-ACO-1", "summary.csv"))
     bad = subprocess.run(command[:3] + ["--folds", "12"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "[12] outside 0..9" in bad.stderr
+
+
+def test_seed_summary_gives_fold_means_over_seeds_and_both_spreads():
+    def results(fold, seed, test_ua):
+        return {"fold": fold, "seed": seed, "best_epoch": 1, "train_seconds": 10.0,
+                "validation": {"unweighted_accuracy": 0.5, "weighted_accuracy": 0.5},
+                "test": {"unweighted_accuracy": test_ua, "weighted_accuracy": 0.5}}
+
+    # Test UA: fold 0 seeds (0.5, 0.7), fold 1 seeds (0.6, 0.8), fold 2 seeds (0.4, 0.6).
+    runs = [results(0, 0, 0.5), results(0, 1, 0.7), results(1, 0, 0.6), results(1, 1, 0.8), results(2, 0, 0.4),
+            results(2, 1, 0.6)]
+    rows = crossval.seed_summary_rows(runs)
+    assert [row["fold"] for row in rows] == [0, 1, 2, "mean", "fold_sd", "seed_sd"]
+    np.testing.assert_allclose([row["test_ua"] for row in rows[:3]], [0.6, 0.7, 0.5])  # per-fold means over seeds
+    assert rows[3]["test_ua"] == pytest.approx(0.6)
+    assert rows[4]["test_ua"] == pytest.approx(0.1)  # sd of (0.6, 0.7, 0.5)
+    # Per-seed means over folds: seed 0 (0.5+0.6+0.4)/3 = 0.5, seed 1 0.7; their sd is 0.1414.
+    assert rows[5]["test_ua"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    table = crossval.seed_markdown_table("B-ACO-1", "Acoustics", rows, (0, 1))
+    assert "| B-ACO-1 | Acoustics | 0.5000 ± 0.0000 | 0.5000 ± 0.0000 | 0.6000 ± 0.1000 | 0.5000 ± 0.0000 | 0.1414 " \
+           "| 0,1,2 | 0,1 |" in table
+
+
+def test_crossval_over_seeds_puts_each_run_in_its_seed_folder_and_resumes(b_aco_1_run, caplog):
+    config, _ = b_aco_1_run
+    caplog.set_level(logging.INFO, logger="emokeras")
+    table = crossval.cross_validate(config, folds=(3,), seeds=(0, 1))
+    experiment_dir = os.path.join(config.output, "B-ACO-1")
+    for seed in (0, 1):
+        with open(os.path.join(experiment_dir, f"seed-{seed}", "fold-3", "results.json")) as f:
+            assert json.load(f)["seed"] == seed
+        assert os.path.isfile(os.path.join(config.saved_models, "B-ACO-1", f"seed-{seed}", "fold-3", "saved_model.pb"))
+    with open(os.path.join(experiment_dir, "summary.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["fold"] for row in rows] == ["3", "mean", "fold_sd", "seed_sd"] and rows[0]["seeds"] == "2"
+    assert "| 3 | 0,1 |" in table
+    caplog.clear()
+    assert crossval.cross_validate(config, folds=(3,), seeds=(0, 1)) == table  # finished: reported, not retrained
+    assert caplog.text.count("already trained") == 2

@@ -119,15 +119,24 @@ def test_batches_are_bucketed_padded_and_carry_lengths(demo_data):
         assert len(set(np.digitize(lengths, DataConfig().bucket_boundaries))) == 1
 
 
-def test_only_training_is_shuffled(demo_data):
-    def order(split):
-        dataset = data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True)
-        return [_collect(dataset)[0] for _ in range(2)]
+def test_only_training_is_shuffled_each_epoch_by_its_seed_and_epoch(demo_data):
+    def order(split, epoch, seed=0):
+        return _collect(data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True, seed=seed,
+                                          epoch=epoch))[0]
 
-    first, second = order("train")
+    first, second = order("train", 0), order("train", 1)
     assert sorted(first) == sorted(second) and first != second
-    first, second = order("test")
-    assert first == second
+    assert order("train", 1) == second  # a resumed run sees the same epoch in the same order
+    assert order("train", 1, seed=1) != second
+    assert order("test", 0) == order("test", 1)
+
+
+def test_training_epochs_follow_one_another_as_single_epochs_would(demo_data):
+    epochs, steps = data.training_epochs(demo_data, 3, 16, seed=2, first=1, last=3)
+    batches = [len(labels) for _, labels in epochs]
+    assert len(batches) == 2 * steps and sum(batches[:steps]) == sum(batches[steps:]) == 320  # 8 speakers x 40
+    single = [labels.numpy().tolist() for _, labels in data.make_dataset(demo_data, 3, "train", 16, seed=2, epoch=2)]
+    assert [labels.numpy().tolist() for _, labels in epochs][steps:] == single
 
 
 def test_frame_statistics_are_the_training_frames_moments(demo_data):

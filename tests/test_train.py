@@ -118,6 +118,56 @@ def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
     assert start.hparams["multiview"].string_value == "none"
 
 
+def test_predictions_hold_every_evaluated_utterance_and_give_the_results_scores(trained, demo_data):
+    import pandas as pd
+
+    from emokeras import predictions
+
+    config, results = trained
+    rows = predictions.read(os.path.join(config.run_dir(), "predictions.csv"))
+    assert list(rows.columns) == ["utterance_id", "speaker", "fold", "split", "seed", "label", "predicted",
+                                  "anger", "happiness", "neutral", "sadness"]
+    expected = {split: {example["utterance_id"].numpy().decode(): int(example["label"])
+                        for example in data.parsed_split(demo_data, 3, split)} for split in ("validation", "test")}
+    names = ["anger", "happiness", "neutral", "sadness"]
+    for split in ("validation", "test"):
+        part = rows[rows["split"] == split]
+        assert dict(zip(part["utterance_id"], part["label"])) == {k: names[v] for k, v in expected[split].items()}
+        assert set(part["speaker"]) == {"Ses02_M" if split == "validation" else "Ses02_F"}
+        assert (part["fold"] == 3).all() and (part["seed"] == config.seed).all()
+        np.testing.assert_allclose(part[names].sum(axis=1), 1.0, atol=1e-5)
+        assert list(part["predicted"]) == [names[k] for k in np.argmax(part[names].to_numpy(), axis=1)]
+        # UA and WA from the file, by hand: results.json's.
+        truth, guess = part["label"].map(names.index), part["predicted"].map(names.index)
+        recall = [np.mean(guess[truth == k] == k) for k in range(4) if (truth == k).any()]
+        assert results[split]["unweighted_accuracy"] == pytest.approx(np.mean(recall), abs=1e-9)
+        assert results[split]["weighted_accuracy"] == pytest.approx(np.mean(truth == guess), abs=1e-9)
+        pairs = sorted(f"{k}\t{names[v]}\n" for k, v in expected[split].items())
+        import hashlib
+
+        assert results[split]["split_hash"] == hashlib.sha256("".join(pairs).encode()).hexdigest()
+    assert isinstance(rows, pd.DataFrame)
+
+
+def test_a_finished_run_without_predictions_gets_them_by_evaluation_alone(b_aco_1_run, tmp_path):
+    config, results = b_aco_1_run
+    copy = dataclasses.replace(config, output=str(tmp_path / "runs"))
+    shutil.copytree(config.run_dir(), copy.run_dir())
+    os.remove(os.path.join(copy.run_dir(), "predictions.csv"))
+    older = {key: value for key, value in results.items()}
+    for split in ("validation", "test"):
+        older[split] = {key: value for key, value in results[split].items() if key != "split_hash"}
+    with open(os.path.join(copy.run_dir(), "results.json"), "w") as f:
+        json.dump(older, f)  # as a run trained before predictions were kept
+    seen = EpochsSeen()
+    again = Experiment(copy).run(callbacks=[seen])
+    assert seen.epochs == []
+    assert again == results
+    with open(os.path.join(copy.run_dir(), "predictions.csv")) as a, \
+            open(os.path.join(config.run_dir(), "predictions.csv")) as b:
+        assert a.read() == b.read()
+
+
 def test_best_epoch_is_the_highest_validation_ua(trained):
     config, results = trained
     history = read_history(config)
@@ -200,13 +250,104 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, demo_data, caplog
     assert results["epochs"] == 3 and results["best_epoch"] == int(np.argmax(values)) + 1
 
 
+class InterruptInEpoch(keras.callbacks.Callback):
+    """Ctrl-C in the middle of an epoch (0-based `epoch`), after `batches` of its steps."""
+
+    def __init__(self, epoch, batches=3):
+        super().__init__()
+        self.epoch, self.batches, self._current = epoch, batches, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._current == self.epoch and batch + 1 == self.batches:
+            raise KeyboardInterrupt(f"Ctrl-C in epoch {self.epoch + 1}")
+
+
+def _weights(path):
+    import h5py
+
+    found = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: found.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset)
+                          else None)
+    return found
+
+
+@pytest.mark.parametrize("multiview_mode", [None, "joint"])
+def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_path, demo_data, multiview_mode):
+    """Shuffling, dropout and negatives are drawn from (seed, epoch): the resumed run's history, scores,
+    predictions and weights are the uninterrupted run's, to the last bit."""
+    views = MultiViewConfig(mode=multiview_mode, view="B-LEX") if multiview_mode else MultiViewConfig()
+    whole = small_config(tmp_path / "whole", demo_data, epochs=2, seed=5, multiview=views,
+                         model_config=dataclasses.replace(small_config(tmp_path, demo_data).model_config, dropout=0.3))
+    resumed = dataclasses.replace(whole, output=str(tmp_path / "resumed" / "runs"),
+                                  saved_models=str(tmp_path / "resumed" / "saved_models"))
+    expected = Experiment(whole).run()
+    with pytest.raises(KeyboardInterrupt):
+        Experiment(resumed).run(callbacks=[InterruptInEpoch(epoch=1)])
+    assert read_history(resumed) and [int(row["epoch"]) for row in read_history(resumed)] == [0]
+    got = Experiment(resumed).run()
+
+    def without_time(rows):
+        return [{key: value for key, value in row.items() if key != "epoch_seconds"} for row in rows]
+
+    assert without_time(read_history(resumed)) == without_time(read_history(whole))
+    for split in ("validation", "test"):
+        assert got[split] == expected[split]
+    assert got["best_epoch"] == expected["best_epoch"]
+    with open(os.path.join(resumed.run_dir(), "predictions.csv")) as a, \
+            open(os.path.join(whole.run_dir(), "predictions.csv")) as b:
+        assert a.read() == b.read()
+    mine, theirs = (_weights(os.path.join(c.run_dir(), "best.weights.h5")) for c in (resumed, whole))
+    assert mine.keys() == theirs.keys()
+    for name in theirs:
+        assert np.array_equal(mine[name], theirs[name]), name
+
+
+def test_a_non_finite_setting_is_refused_at_the_flag():
+    from emokeras.config import TrainConfig, from_flat
+
+    for name in ("learning_rate", "clipnorm", "dropout", "l2", "beta_a", "margin"):
+        with pytest.raises(ValueError, match=rf"--{name} must be a finite number, got nan"):
+            from_flat(TrainConfig, {name: float("nan")})
+    with pytest.raises(ValueError, match="--learning_rate must be a finite number, got inf"):
+        from_flat(TrainConfig, {"learning_rate": float("inf")})
+
+
+def test_training_stops_at_the_first_non_finite_loss_and_exports_nothing(tmp_path, demo_data):
+    from emokeras.callbacks import NonFiniteLoss
+
+    config = small_config(tmp_path, demo_data, epochs=2, learning_rate=1e30, clipnorm=1e30)
+    with pytest.raises(NonFiniteLoss, match=r"fold-3: the training loss is (nan|inf) at epoch 1, step \d+; training "
+                                            r"stopped and nothing was exported"):
+        Experiment(config).run()
+    assert not os.path.exists(os.path.join(config.run_dir(), "results.json"))
+    assert not os.path.exists(config.export_dir())
+    assert not os.path.exists(os.path.join(config.run_dir(), "state"))  # the epoch was not committed
+
+
+def test_a_run_that_fails_before_training_writes_nothing_in_its_folder(tmp_path, demo_data):
+    """A wrong --data fails before training; the corrected command then trains, not refused as another run."""
+    config = small_config(tmp_path, demo_data, epochs=1, data=str(tmp_path / "no-such-data"))
+    with pytest.raises(FileNotFoundError, match="no-such-data"):
+        Experiment(config).run()
+    assert not os.path.exists(config.run_dir())
+    corrected = dataclasses.replace(config, data=demo_data)
+    results = Experiment(corrected).run()
+    assert results["epochs"] == 1
+    leftovers = [name for name in os.listdir(corrected.run_dir()) if name.startswith(".") or "partial" in name]
+    assert leftovers == []
+
+
 def test_a_run_stopped_after_training_finishes_from_its_best_epoch(tmp_path, demo_data, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="emokeras")
     """Stopped during the export (here by a full disk; a kill stops it the same way): the error names the export
     folder, and the rerun trains no epoch again; the history, epochs, time and best epoch are the first run's."""
     config = small_config(tmp_path, demo_data, epochs=1)
 
-    def full_disk(model, path, metadata):
+    def full_disk(model, path, metadata, onnx):
         raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables; No space left on device")
 
     monkeypatch.setattr(experiment, "export_saved_model", full_disk)
@@ -231,7 +372,10 @@ def test_a_run_of_other_settings_is_refused_naming_each_difference(b_aco_1_run, 
     config, results = b_aco_1_run
     results_path = os.path.join(config.run_dir(), "results.json")
     finished_at = os.path.getmtime(results_path)
-    other = dataclasses.replace(config, epochs=2, data=str(tmp_path / "elsewhere"),
+    elsewhere = tmp_path / "elsewhere"  # another prepared folder (a manifest is what marks one)
+    elsewhere.mkdir()
+    shutil.copy(os.path.join(config.data, "manifest.json"), elsewhere / "manifest.json")
+    other = dataclasses.replace(config, epochs=2, data=str(elsewhere),
                                 data_config=dataclasses.replace(config.data_config, max_frames=600),
                                 model_config=dataclasses.replace(config.model_config, hidden_units=16))
     pattern = (r"B-ACO-1/fold-3 holds a run of another configuration \(--epochs: recorded 1, asked for 2; --data: "

@@ -18,6 +18,7 @@ setup(
         "audiofile==1.6.1",  # wav reading (openSMILE's own audio reader)
         "audresample==1.3.6",  # resampling to 16 kHz (openSMILE's own resampler)
         "numpy==2.4.6",
+        "scipy==1.17.1",  # the paired tests and intervals of emokeras.compare (permutation, Wilcoxon, t)
         "pandas==3.1.1",
         "absl-py==2.5.1",
         "tensorboard==2.21.0",

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The paper's Table 3 on the demo corpus, with intervals: B-ACO-1 alone, and B-ACO-1 with H-MM-4 as its second view
+# (joint, frozen, teacher), on FOLDS x SEEDS at the paper's settings (Appendix B), each frozen view and teacher
+# the H-MM-4 run of the same fold and seed; then each mode compared with B-ACO-1 alone (emokeras.compare).
+#
+#   bash scripts/table3.sh                       # folds 0,3,4,7 x seeds 0,1,2 into runs/table3/
+#   FOLDS=all SEEDS=0,1,2 bash scripts/table3.sh # all ten folds
+#
+# Seeds run one after another (all systems of seed 0 first), so a stopped sweep has whole seeds behind it; run the
+# same command again and finished runs are reported, an interrupted one resumes at its last finished epoch.
+set -euo pipefail
+FOLDS=${FOLDS:-0,3,4,7}
+SEEDS=${SEEDS:-0,1,2}
+OUT=${OUT:-runs/table3}
+EXPORTS=${EXPORTS:-saved_models/table3}
+TEACHER="$OUT/H-MM-4/seed-{seed}/fold-{fold}"
+
+systems() {  # the crossval arguments of each system, one per line
+  echo "--model B-ACO-1"
+  echo "--model H-MM-4"
+  echo "--multiview joint --view H-MM-4"
+  echo "--multiview frozen --teacher $TEACHER"
+  echo "--multiview teacher --teacher $TEACHER"
+}
+
+for seed in ${SEEDS//,/ }; do
+  while read -r system; do
+    # shellcheck disable=SC2086  # the system's arguments are words
+    python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$seed" --output "$OUT" --saved_models "$EXPORTS"
+  done < <(systems)
+done
+# Summaries over every seed (nothing is trained again), then the comparisons with the baseline.
+while read -r system; do
+  # shellcheck disable=SC2086
+  python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$SEEDS" --output "$OUT" --saved_models "$EXPORTS"
+done < <(systems)
+python -m emokeras.compare "$OUT/B-ACO-1" "$OUT/B-ACO-1.joint.H-MM-4" "$OUT/B-ACO-1.frozen.H-MM-4" \
+  "$OUT/B-ACO-1.teacher.H-MM-4"
+python -m emokeras.compare "$OUT/B-ACO-1" "$OUT/B-ACO-1.joint.H-MM-4" "$OUT/B-ACO-1.frozen.H-MM-4" \
+  "$OUT/B-ACO-1.teacher.H-MM-4" --format json > "$OUT/compare.json"

@@ -1,0 +1,168 @@
+"""emokeras.compare on run folders written by hand: known differences give hand-computed ΔUA, a system against itself
+gives nothing, swapping the systems negates, mismatched or damaged runs are refused with one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emokeras import compare, predictions
+
+CLASSES = ["anger", "happiness", "neutral", "sadness"]
+
+
+def truth(fold, size=40):
+    """A fold's test utterances: `size` ids, classes in turn."""
+    return [f"f{fold}_u{k:03d}" for k in range(size)], np.arange(size) % 4
+
+
+def write_run(folder, fold, seed, answers, classes=CLASSES, ids=None, labels=None, layout="seeds"):
+    """A finished run whose test answers are `answers` (class ids), with results.json and predictions.csv."""
+    default_ids, default_labels = truth(fold, len(answers))
+    ids = default_ids if ids is None else ids
+    labels = default_labels if labels is None else labels
+    run = os.path.join(folder, f"seed-{seed}", f"fold-{fold}") if layout == "seeds" else \
+        os.path.join(folder, f"fold-{fold}")
+    os.makedirs(run, exist_ok=True)
+    probabilities = np.full((len(answers), len(classes)), 0.1)
+    probabilities[np.arange(len(answers)), answers] = 0.7
+    rows = predictions.table("test", fold, seed, classes, ids, ["spk"] * len(ids), labels, probabilities)
+    with open(os.path.join(run, "predictions.csv"), "w") as handle:
+        handle.write(predictions.to_csv(rows))
+    test = {**predictions.scores(rows, classes), "split_hash": predictions.split_hash(rows["utterance_id"],
+                                                                                       rows["label"])}
+    with open(os.path.join(run, "results.json"), "w") as handle:
+        json.dump({"fold": fold, "seed": seed, "test": test}, handle)
+    return run
+
+
+def system(folder, folds=(0, 1, 2), seeds=(0, 1, 2), flips=None, size=40):
+    """Right on every utterance but those in `flips`: {(fold, seed): [utterance index, ...]} answered wrongly."""
+    flips = flips or {}
+    for fold in folds:
+        _, labels = truth(fold, size)
+        for seed in seeds:
+            answers = labels.copy()
+            for index in flips.get((fold, seed), []):
+                answers[index] = (answers[index] + 1) % 4
+            write_run(folder, fold, seed, answers)
+    return str(folder)
+
+
+def test_a_system_against_itself_differs_by_nothing(tmp_path):
+    a = system(tmp_path / "A", flips={(0, 0): [1, 2], (1, 1): [5]})
+    [result] = compare.compare([a, a], resamples=500)
+    assert result["delta_ua"] == 0 and (result["ci_low"], result["ci_high"]) == (0, 0)
+    assert result["p_value"] == 1
+    assert result["folds"]["p_value"] == 1 and result["folds"]["wins"] == 0 and result["folds"]["n"] == 3
+    assert (result["folds"]["ci_low"], result["folds"]["ci_high"]) == (0, 0)
+
+
+def test_flipping_known_answers_gives_the_hand_computed_difference(tmp_path):
+    # 40 test utterances per fold, 10 per class. B is right everywhere; A gets utterances 0 and 4 (both anger)
+    # wrong with seed 0 on fold 0, and utterance 1 (happiness) wrong with every seed on fold 2.
+    a = system(tmp_path / "A", flips={(0, 0): [0, 4], (2, 0): [1], (2, 1): [1], (2, 2): [1]})
+    b = system(tmp_path / "B")
+    [result] = compare.compare([a, b], resamples=2000)
+    # Fold 0: A's seed 0 has anger recall 8/10, UA (0.8 + 3) / 4 = 0.95; seeds averaged: (0.95 + 1 + 1) / 3.
+    # Fold 2: happiness recall 9/10 for every seed: UA 0.975. ΔUA = mean over folds of B - A.
+    fold_deltas = [1 - (0.95 + 2) / 3, 0.0, 1 - 0.975]
+    assert result["delta_ua"] == pytest.approx(np.mean(fold_deltas))
+    assert result["folds"]["delta_ua"] == pytest.approx(fold_deltas)
+    assert result["folds"]["wins"] == 2 and result["folds"]["n"] == 3
+    # The bootstrap interval holds the difference and is never below 0: B is never wrong where A is right.
+    assert 0 <= result["ci_low"] <= result["delta_ua"] <= result["ci_high"]
+    # Three utterances differ: the permutation test cannot be sure with so few.
+    assert 0.05 < result["p_value"] <= 1
+
+
+def test_swapping_the_systems_negates_the_difference_and_the_interval(tmp_path):
+    rng = np.random.default_rng(3)
+    flips_a = {(f, s): list(rng.choice(40, 6, replace=False)) for f in range(3) for s in range(3)}
+    flips_b = {(f, s): list(rng.choice(40, 12, replace=False)) for f in range(3) for s in range(3)}
+    a, b = system(tmp_path / "A", flips=flips_a), system(tmp_path / "B", flips=flips_b)
+    [forward] = compare.compare([a, b], resamples=2000, seed=7)
+    [backward] = compare.compare([b, a], resamples=2000, seed=7)
+    assert backward["delta_ua"] == pytest.approx(-forward["delta_ua"])
+    assert (backward["ci_low"], backward["ci_high"]) == pytest.approx((-forward["ci_high"], -forward["ci_low"]))
+    assert backward["folds"]["p_value"] == pytest.approx(forward["folds"]["p_value"])
+    assert forward["delta_ua"] < 0 and forward["ci_high"] < 0  # B errs twice as often
+    assert forward["p_value"] < 0.01
+    # The same inputs and --seed give the same numbers.
+    assert compare.compare([a, b], resamples=2000, seed=7) == [forward]
+
+
+def test_more_systems_are_each_compared_with_the_first_holm_corrected(tmp_path):
+    a = system(tmp_path / "A", flips={(f, s): list(range(0, 16)) for f in range(3) for s in range(3)})
+    b, c = system(tmp_path / "B"), system(tmp_path / "C", flips={(0, 0): [3]})
+    results = compare.compare([a, b, c], resamples=1000)
+    assert [os.path.basename(r["system"]) for r in results] == ["B", "C"]
+    raw = [r["p_value_uncorrected"] for r in results]
+    assert [r["p_value"] for r in results] == pytest.approx(compare.holm(raw))
+    assert compare.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert "Holm" in results[0]["methods"]["correction"]
+
+
+def test_json_output_has_the_contract_keys(tmp_path):
+    a = system(tmp_path / "A", seeds=(0,), flips={(0, 0): [1]})
+    b = system(tmp_path / "B", seeds=(0,))
+    [result] = compare.compare([a, b], resamples=200)
+    out = json.loads(compare.format_json([result]))
+    assert {"delta_ua", "ci_low", "ci_high", "p_value", "folds", "seeds", "methods"} <= set(out)
+    assert {"p_value", "ci_low", "ci_high", "wins", "n"} <= set(out["folds"])
+    assert out["delta_ua"] == pytest.approx((1 - 0.975) / 3)  # fractions of 1, not points
+    assert out["seeds"]["A"]["seeds"] == [0]
+    text = compare.format_table([result])
+    assert "ΔUA +0.83 points" in text and "a claim about the method needs at least 3" in text
+    assert "10000" not in text and "200 resamples" in text
+
+
+def test_runs_that_cannot_be_compared_are_refused_naming_the_difference(tmp_path):
+    a = system(tmp_path / "A")
+    fewer = system(tmp_path / "fewer", folds=(0, 1))
+    with pytest.raises(compare.ComparisonError, match=r"fewer lacks fold\(s\) 2 that .*A has \(folds 0,1,2\)"):
+        compare.compare([a, fewer])
+    other = system(tmp_path / "other")
+    ids, labels = truth(1)
+    for seed in (0, 1, 2):
+        write_run(str(tmp_path / "other"), 1, seed, labels, ids=[*ids[:-1], "someone_else"])
+    with pytest.raises(compare.ComparisonError, match="test different utterances or labels on fold 1"):
+        compare.compare([a, other])
+    six = tmp_path / "six"
+    for fold in (0, 1, 2):
+        for seed in (0, 1, 2):
+            write_run(str(six), fold, seed, np.arange(40) % 4, classes=[*CLASSES, "fear", "disgust"])
+    with pytest.raises(compare.ComparisonError, match="has classes .*fear.*: runs of other corpora or classes"):
+        compare.compare([a, str(six)])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(compare.ComparisonError, match=r"empty: no finished run"):
+        compare.compare([a, str(tmp_path / "empty")])
+    partial = system(tmp_path / "partial", seeds=(0, 1))
+    os.remove(os.path.join(partial, "seed-1", "fold-2", "results.json"))
+    with pytest.raises(compare.ComparisonError, match="fold 2 has seeds 0, fold 0 has 0,1"):
+        compare.compare([partial, a])
+    # --folds and --seeds compare what both have.
+    assert compare.compare([a, fewer], folds=(0, 1), resamples=200)[0]["folds"]["n"] == 2
+    assert compare.compare([partial, a], seeds=(0,), resamples=200)[0]["delta_ua"] == 0
+
+
+def test_the_command_names_a_damaged_file_in_one_line_and_exits_1(tmp_path):
+    a = system(tmp_path / "A", seeds=(0,))
+    b = system(tmp_path / "B", seeds=(0,))
+    damaged = os.path.join(b, "seed-0", "fold-1", "predictions.csv")
+    with open(damaged) as handle:
+        text = handle.read()
+    with open(damaged, "w") as handle:
+        handle.write(text[: len(text) // 2])  # cut short, mid-row
+    done = subprocess.run([sys.executable, "-m", "emokeras.compare", a, b], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "fold-1/predictions.csv" in done.stderr
+    ok = subprocess.run([sys.executable, "-m", "emokeras.compare", a, a, "--format", "json", "--resamples", "200"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["delta_ua"] == 0

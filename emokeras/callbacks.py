@@ -113,11 +113,13 @@ class ValidationFigures(keras.callbacks.Callback):
       examples: parsed single utterances (`emokeras.data.parse_example`
         dicts, with their words) for Figure 3.
       log_dir: TensorBoard folder of the validation writer.
+      class_names: the classes, in label order.
     """
 
-    def __init__(self, inspected, dataset, examples, log_dir: str):
+    def __init__(self, inspected, dataset, examples, log_dir: str, class_names=CLASS_NAMES):
         super().__init__()
         self.inspected, self.dataset, self.examples, self.log_dir = inspected, dataset, list(examples), log_dir
+        self.class_names = list(class_names)
 
     def on_train_begin(self, logs=None):
         inspection = inspection_model(self.inspected)
@@ -130,13 +132,13 @@ class ValidationFigures(keras.callbacks.Callback):
         return {name: inputs[name] for name in self._input_names}
 
     def on_epoch_end(self, epoch, logs=None):
-        unweighted = UnweightedAccuracy()
+        unweighted = UnweightedAccuracy(len(self.class_names))
         for inputs, labels in self.dataset:
             unweighted.update_state(labels, self._infer(self._select(inputs))["probabilities"])
         matrix = unweighted.confusion.numpy().astype(np.int64)
         ua = float(unweighted.result())
         images = {"confusion_matrix": figures.confusion_matrix_png(
-            matrix, CLASS_NAMES, f"validation, epoch {epoch + 1}: UA {ua:.4f}")}
+            matrix, self.class_names, f"validation, epoch {epoch + 1}: UA {ua:.4f}")}
         if self._draws_words and self.examples:
             images["attention"] = figures.attention_png([self._figure_row(example) for example in self.examples])
         with self._writer.as_default():
@@ -147,12 +149,12 @@ class ValidationFigures(keras.callbacks.Callback):
     def _figure_row(self, example) -> dict:
         inputs = {name: tf.expand_dims(example[name], 0) for name in self._input_names}
         outputs = {name: value.numpy()[0] for name, value in self._infer(inputs).items()}
-        predicted = CLASS_NAMES[int(np.argmax(outputs["probabilities"]))]
+        predicted = self.class_names[int(np.argmax(outputs["probabilities"]))]
         gate = outputs.get("modality_gate")
         return {"words": [word.decode() for word in example["words"].numpy()],
                 "attention": outputs.get("attention_weights"),
                 "acoustic_share": None if gate is None else gate.mean(axis=-1),
-                "title": f"{example['utterance_id'].numpy().decode()}: true {CLASS_NAMES[int(example['label'])]}, "
+                "title": f"{example['utterance_id'].numpy().decode()}: true {self.class_names[int(example['label'])]}, "
                          f"predicted {predicted}"}
 
 

@@ -17,7 +17,6 @@ import typing
 
 from emokeras.specs import ACOUSTIC_ONLY, MODEL_NAMES
 
-NUM_FOLDS = 10
 MULTIVIEW_MODES = ("joint", "frozen", "teacher")
 NEGATIVE_RULES = ("random", "similar")
 # The multi-view settings each mode's loss and views use (Eq. 3-5), besides the student.
@@ -148,8 +147,9 @@ class TrainConfig:
     """
 
     model: str = setting("H-MM-4", "The model, by its name in the paper's Table 2.", choices=MODEL_NAMES)
-    fold: int = setting(3, "Speaker-exclusive fold 0..9: fold f holds out session f//2+1.", lower=0,
-                        upper=NUM_FOLDS - 1)
+    fold: int = setting(3, "The corpus's fold: 0..9 for IEMOCAP and the demo (fold f holds out session f//2+1), 0 "
+                        "for a corpus with a partition (MSP-Podcast, a manifest with split), 0..K-1 for K speaker "
+                        "folds.", lower=0)
     epochs: int = setting(30, "Training epochs.", lower=1)
     batch_size: int = setting(64, "Utterances per (global) batch.", lower=1)
     learning_rate: float = setting(1e-4, "Adam's learning rate.", lower=0.0)
@@ -165,6 +165,9 @@ class TrainConfig:
     output: str = setting("runs", "Runs go to <output>/<model>/fold-<k>/.", identity=False)
     saved_models: str = setting("saved_models", "The best model is exported to <saved_models>/<model>/fold-<k>/.",
                                 identity=False)
+    class_weights: str | None = setting(None, "balanced: weigh each class's loss by the inverse of its frequency "
+                                        "in the training split (n / (classes · n_class)), for corpora one class "
+                                        "dominates (MSP-Podcast's neutral).", choices=("balanced",))
     overwrite: bool = setting(False, "Train again, replacing the run folder, even if it holds another "
                               "configuration or finished results.", identity=False)
     onnx: bool = setting(True, "Export models that read audio alone also as model.onnx (served without "
@@ -222,17 +225,31 @@ class TrainConfig:
 
 
 DEFAULT_ENCODER_NAME = "char-ngram-256"  # emokeras' offline text encoder (`emokeras.features.lexical`)
-CORPORA = ("demo", "iemocap")
+CORPORA = ("demo", "iemocap", "msp-podcast", "crema-d", "ravdess", "manifest")
+DEFAULT_SPEAKER_FOLDS = 5
 
 
 @dataclasses.dataclass
 class PrepareConfig:
     """What to prepare; the defaults prepare the demo corpus with the default encoder."""
 
-    corpus: str = setting("demo", "Which corpus: the offline demo corpus, or IEMOCAP_full_release at --root.",
+    corpus: str = setting("demo", "Which corpus: the offline demo corpus; iemocap, msp-podcast, crema-d or ravdess "
+                          "as released (--root: the release's folder); or manifest, your own CSV (--root: the CSV).",
                           choices=CORPORA)
-    root: str | None = setting(None, "Corpus folder. demo: where to write it (default data/demo); iemocap: the "
-                               "IEMOCAP_full_release folder (required).")
+    root: str | None = setting(None, "The corpus: demo: where to write it (default data/demo); iemocap: the "
+                               "IEMOCAP_full_release folder; msp-podcast, crema-d: the release folder; ravdess: a "
+                               "folder holding the Actor_XX folders; manifest: the CSV file.")
+    classes: tuple[str, ...] = setting((), "The classes to keep, in label order: class names, or the corpus's codes "
+                                       "(msp-podcast: A,S,H,U,F,D,C,N). Default: the corpus's usual set (IEMOCAP, "
+                                       "MSP-Podcast: anger, happiness, neutral, sadness; CREMA-D, RAVDESS: all; "
+                                       "manifest: every emo value, sorted).")
+    speaker_folds: int = setting(DEFAULT_SPEAKER_FOLDS, "Speaker-exclusive folds for a corpus without partitions "
+                                 "(crema-d, ravdess, a manifest without split): fold k tests on one group of "
+                                 "speakers, validates on the next and trains on the rest.", lower=3)
+    word_timings: bool = setting(True, "Read word timings where the corpus ships them (msp-podcast's ForceAligned, "
+                                 "a manifest's alignment column); an utterance without them is then skipped. "
+                                 "--noword_timings keeps every utterance, for models that read frames or words "
+                                 "alone.")
     text_encoder: str | None = setting(
         None, "A handle tensorflow_hub.load opens (TF Hub URL, SavedModel folder, .tgz); ELMo's 'tokens' signature is "
         "supported. Default: emokeras' offline char-ngram encoder, built under data/encoders/.")
@@ -248,17 +265,41 @@ class PrepareConfig:
     def corpus_root(self) -> str:
         if self.corpus == "demo":
             return os.path.join(self.root or os.path.join("data", "demo"), "IEMOCAP_full_release")
-        if self.corpus == "iemocap":
-            if not self.root:
-                raise ValueError("--corpus iemocap needs --root, the IEMOCAP_full_release folder")
-            return self.root
-        raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}")
+        if self.corpus not in CORPORA:
+            raise ValueError(f"--corpus must be one of {', '.join(CORPORA)}, got {self.corpus!r}")
+        if not self.root:
+            what = "the manifest CSV" if self.corpus == "manifest" else "the release's folder"
+            raise ValueError(f"--corpus {self.corpus} needs --root, {what}")
+        return self.root
+
+    def options(self) -> dict:
+        """The reading options that differ from their defaults (part of what a prepared folder was made from)."""
+        options = {}
+        if self.classes:
+            options["classes"] = list(self.classes)
+        if self.speaker_folds != DEFAULT_SPEAKER_FOLDS and self.corpus in ("crema-d", "ravdess", "manifest"):
+            options["speaker_folds"] = self.speaker_folds
+        if not self.word_timings and self.corpus in ("msp-podcast", "manifest"):
+            options["word_timings"] = False
+        return options
 
     def encoder_handle(self) -> str:
         return self.text_encoder or os.path.join(self.encoder_dir, DEFAULT_ENCODER_NAME)
 
     def data_dir(self) -> str:
-        return os.path.join(self.out, self.corpus, encoder_name(self.encoder_handle()))
+        """`<out>/<corpus>/<encoder>`: a manifest's corpus is named after its CSV, and chosen classes or fold
+        counts are part of the name, so that preparations of other options do not meet."""
+        name = self.corpus
+        if self.corpus == "manifest":
+            name = f"manifest-{os.path.splitext(os.path.basename(os.path.normpath(self.root or 'manifest')))[0]}"
+        options = self.options()
+        if "classes" in options:
+            name += "-" + "-".join(options["classes"])
+        if "speaker_folds" in options:
+            name += f"-{options['speaker_folds']}-folds"
+        if "word_timings" in options:
+            name += "-untimed"
+        return os.path.join(self.out, re.sub(r"[^A-Za-z0-9._-]+", "-", name), encoder_name(self.encoder_handle()))
 
 
 def encoder_name(handle: str) -> str:
@@ -362,7 +403,9 @@ def check(item: Setting, value):
         if item.choices is not None and one not in item.choices:
             raise ValueError(f"--{item.name} must be one of {', '.join(map(str, item.choices))}, got {one!r}")
         if (item.lower is not None and one < item.lower) or (item.upper is not None and one > item.upper):
-            raise ValueError(f"--{item.name} must lie in [{item.lower}, {item.upper}], got {one!r}")
+            bounds = (f"lie in [{item.lower}, {item.upper}]" if item.lower is not None and item.upper is not None
+                      else f"be at least {item.lower}" if item.lower is not None else f"be at most {item.upper}")
+            raise ValueError(f"--{item.name} must {bounds}, got {one!r}")
     return values if item.base_type is tuple else value
 
 

@@ -20,8 +20,9 @@ import os
 import keras
 import numpy as np
 
-from emokeras.config import NUM_FOLDS, TrainConfig
-from emokeras.experiment import Experiment
+from emokeras import tfrecords
+from emokeras.config import TrainConfig
+from emokeras.experiment import Experiment, resolve_data
 from emokeras.files import write_text
 from emokeras.specs import model_spec
 
@@ -35,23 +36,21 @@ SCORES = (("validation", "unweighted_accuracy"), ("validation", "weighted_accura
 COLUMNS = ("validation_ua", "validation_wa", "test_ua", "test_wa")
 
 
-def parse_folds(text: str) -> tuple[int, ...]:
-    """`"0,3,7"` → `(0, 3, 7)`; `"all"` → 0..9.
+def parse_folds(text: str, count: int) -> tuple[int, ...]:
+    """`"0,3,7"` → `(0, 3, 7)`; `"all"` → every fold of a corpus of `count` folds.
 
     Raises:
-      ValueError: a fold outside 0..9, a repeated fold, or not a number.
+      ValueError: a fold the corpus lacks, a repeated fold, or not a number.
     """
+    from emokeras.cli import parse_integers  # the commands' parser; cli imports no library module
+
     if text.strip() == "all":
-        return tuple(range(NUM_FOLDS))
-    try:
-        folds = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--folds must be comma-separated fold numbers such as 0,3,7 or 'all', got {text!r}") from None
-    bad = [fold for fold in folds if not 0 <= fold < NUM_FOLDS]
+        return tuple(range(count))
+    folds = parse_integers(text, "--folds")
+    bad = [fold for fold in folds if not 0 <= fold < count]
     if bad:
-        raise ValueError(f"--folds: {bad} outside 0..{NUM_FOLDS - 1}")
-    if len(set(folds)) != len(folds):
-        raise ValueError(f"--folds repeats a fold: {text!r}")
+        have = "fold 0 only" if count == 1 else f"folds 0-{count - 1}"
+        raise ValueError(f"--folds: {','.join(map(str, bad))}: this corpus has {have}")
     return folds
 
 
@@ -92,7 +91,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     Raises:
       ValueError: not comma-separated integers, or a repeated seed.
     """
-    from emokeras.cli import parse_integers  # the commands' parser; cli imports no library module
+    from emokeras.cli import parse_integers
 
     return parse_integers(text, "--seeds")
 
@@ -156,9 +155,14 @@ def write_summary(config: TrainConfig, fold_results: list[dict], seeds=None) -> 
     return table
 
 
-def cross_validate(config: TrainConfig, folds=tuple(range(NUM_FOLDS)), seeds=None) -> str:
-    """Trains (or reports) `config` on each of `folds` (for each of `seeds`, in
-    `<output>/<experiment>/seed-<s>/fold-<k>/`), then writes and returns the summary table."""
+def cross_validate(config: TrainConfig, folds="all", seeds=None) -> str:
+    """Trains (or reports) `config` on each of `folds` (a tuple, or text such as "0,3,7" or "all": the prepared
+    corpus's folds), for each of `seeds` (in `<output>/<experiment>/seed-<s>/fold-<k>/`), then writes and returns
+    the summary table."""
+    data_dir = resolve_data(config)
+    if isinstance(folds, str):
+        folds = parse_folds(folds, len(tfrecords.read_manifest(data_dir)["folds"]))
+    config = dataclasses.replace(config, data=config.data or data_dir)
     fold_results = []
     for seed in seeds or (config.seed,):
         for fold in folds:

@@ -19,7 +19,6 @@ prepared by an older emokeras, or a smaller `max_frames`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 
@@ -27,9 +26,9 @@ import numpy as np
 import tensorflow as tf
 
 from emokeras import tfrecords
-from emokeras.config import NUM_FOLDS, DataConfig
+from emokeras.config import DataConfig
+from emokeras.corpus.records import Fold
 
-SPLITS = ("train", "validation", "test")
 _UNREADABLE = "the models cannot read it"
 
 
@@ -42,41 +41,31 @@ class UnreadableUtterance(ValueError):
     """An utterance with no frame, or no word inside the frames the models read; the message names it."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Fold:
-    """Fold `f` holds out session `f // 2 + 1`: for even `f` its female speaker is
-    validation and its male test, for odd `f` the reverse; the other four
-    sessions train."""
+def fold_of(manifest: dict, fold: int) -> Fold:
+    """The `fold`-th fold of a prepared corpus.
 
-    index: int
-    held_out_session: int
-    train_sessions: tuple[int, ...]
-    validation_speaker: str
-    test_speaker: str
+    Raises:
+      ValueError: the corpus has no such fold, naming the folds it has.
+    """
+    folds = manifest["folds"]
+    if not isinstance(fold, int) or not 0 <= fold < len(folds):
+        have = "fold 0 only" if len(folds) == 1 else f"folds 0-{len(folds) - 1}"
+        raise ValueError(f"--fold {fold}: this corpus ({manifest.get('corpus')}) has {have}")
+    return Fold.from_json(folds[fold])
 
-    @classmethod
-    def of(cls, index: int) -> "Fold":
-        if not 0 <= index < NUM_FOLDS:
-            raise ValueError(f"fold must be 0..{NUM_FOLDS - 1}, got {index}")
-        session = index // 2 + 1
-        validation, test = ("F", "M") if index % 2 == 0 else ("M", "F")
-        return cls(index, session, tuple(s for s in range(1, 6) if s != session),
-                   f"Ses{session:02d}_{validation}", f"Ses{session:02d}_{test}")
 
-    def sessions(self, split: str) -> tuple[int, ...]:
-        return self.train_sessions if split == "train" else (self.held_out_session,)
-
-    def speaker(self, split: str) -> str | None:
-        """The one speaker of a held-out split; None for training (all speakers of its sessions)."""
-        return {"train": None, "validation": self.validation_speaker, "test": self.test_speaker}[split]
+def evaluated_splits(manifest: dict, fold: int) -> tuple[str, ...]:
+    """The splits a run evaluates: validation, test and any further test split (MSP-Podcast's `test2`)."""
+    return tuple(split for split in fold_of(manifest, fold).splits if split != "train")
 
 
 def parse_example(example: dict, max_frames: int = DataConfig.max_frames,
-                  max_words: int = DataConfig.max_words) -> dict:
+                  max_words: int = DataConfig.max_words, needs_words: bool = True) -> dict:
     """Truncates frames and words; returns the model's inputs plus the words, label and id.
 
-    The returned tensors depend on an assertion that the utterance kept a frame and a word: evaluating them
-    fails (`reported_as_unreadable` turns that into `UnreadableUtterance`) for one that did not.
+    The returned tensors depend on an assertion that the utterance kept a frame and (where the corpus has words,
+    `needs_words`) a word: evaluating them fails (`reported_as_unreadable` turns that into `UnreadableUtterance`)
+    for one that did not.
     """
     frames = example["frames"][:max_frames]
     num_frames = tf.shape(frames)[0]
@@ -85,7 +74,8 @@ def parse_example(example: dict, max_frames: int = DataConfig.max_frames,
     keep = spans[:, 0] < num_frames
     spans = tf.boolean_mask(spans, keep)[:max_words]
     num_words = tf.shape(spans)[0]
-    readable = tf.debugging.Assert(tf.logical_and(num_frames > 0, num_words > 0), [tf.strings.join([
+    has_word = tf.logical_or(num_words > 0, tf.constant(not needs_words))
+    readable = tf.debugging.Assert(tf.logical_and(num_frames > 0, has_word), [tf.strings.join([
         example["utterance_id"], f": no word starts inside its first {max_frames} frames (or it has no frame), so ",
         _UNREADABLE])])
     with tf.control_dependencies([readable]):
@@ -116,33 +106,39 @@ def reported_as_unreadable(advice: str | None = None):
         raise UnreadableUtterance(found.group(1) + (f"; {advice}" if advice else "")) from None
 
 
-def _shard_paths(data_dir: str, sessions) -> list[str]:
-    paths = [os.path.join(data_dir, tfrecords.shard_name(s)) for s in sessions]
+def _shard_paths(data_dir: str, manifest: dict, groups) -> tuple[list[str], bool]:
+    """The shard files holding `groups`, in the manifest's order, and whether they hold other groups too (then the
+    split keeps its own groups' examples only)."""
+    files = [name for name, held in manifest["shards"].items() if set(held) & set(groups)]
+    others = any(set(manifest["shards"][name]) - set(groups) for name in files)
+    paths = [os.path.join(data_dir, name) for name in files]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(f"{data_dir}: missing shard(s) {', '.join(map(os.path.basename, missing))}; "
                                 "prepare again with `python -m emokeras.prepare --overwrite`")
-    return paths
+    return paths, others
 
 
 def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig | None = None) -> tf.data.Dataset:
-    """Steps 1-2 for one split: decoded, filtered to the split's speakers, truncated; unbatched."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    """Steps 1-2 for one split: decoded, filtered to the split's groups, truncated; unbatched."""
     settings = data_config or DataConfig()
     manifest = tfrecords.read_manifest(data_dir)
-    fold_ = Fold.of(fold)
-    paths = _shard_paths(data_dir, fold_.sessions(split))
+    splits = fold_of(manifest, fold).splits
+    if split not in splits:
+        raise ValueError(f"split must be one of {', '.join(splits)} for fold {fold}, got {split!r}")
+    groups = splits[split]
+    paths, others = _shard_paths(data_dir, manifest, groups)
     for path in paths:
         tfrecords.check_shard(path, manifest)
     dataset = tf.data.TFRecordDataset(paths)
     num_features, dimension = manifest["num_features"], manifest["encoder_dimension"]
     dataset = dataset.map(lambda s: tfrecords.decode_example(s, num_features, dimension),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    speaker = fold_.speaker(split)
-    if speaker is not None:
-        dataset = dataset.filter(lambda example: tf.equal(example["speaker"], speaker))
-    return dataset.map(lambda example: parse_example(example, settings.max_frames, settings.max_words),
+    if others:
+        wanted = tf.constant(list(groups))
+        dataset = dataset.filter(lambda example: tf.reduce_any(tf.equal(example["group"], wanted)))
+    needs_words = manifest["has_words"]
+    return dataset.map(lambda example: parse_example(example, settings.max_frames, settings.max_words, needs_words),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 

@@ -51,7 +51,7 @@ from emokeras.files import exclusive, reported_write_errors, write_json, write_t
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.models import build_model, select_inputs
 from emokeras.preparation import prepare_corpus
-from emokeras.specs import ACOUSTIC_ONLY, model_spec
+from emokeras.specs import ACOUSTIC_ONLY, missing_for, model_spec, models_for
 
 logger = logging.getLogger(__name__)
 
@@ -90,32 +90,48 @@ def resolve_data(config: TrainConfig) -> str:
     return prepare_corpus(PrepareConfig())
 
 
-# The splits a run evaluates its best epoch on.
-EVALUATED = ("validation", "test")
+def _keep_inputs(input_names, class_weights=None):
+    """The batch's inputs that `input_names` lists; with `class_weights` (per class id), each utterance's weight
+    as a third element."""
+    weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
 
-
-def _keep_inputs(input_names):
     def keep(inputs, label):
-        return {name: inputs[name] for name in input_names}, label
+        kept = {name: inputs[name] for name in input_names}
+        return (kept, label) if weights is None else (kept, label, tf.gather(weights, label))
 
     return keep
 
 
+def class_weights(config: TrainConfig, manifest: dict) -> list[float] | None:
+    """`--class_weights balanced`: per class, n / (classes · n_class) over the fold's training split (None for
+    no weights). A class absent from training weighs 0."""
+    if config.class_weights is None:
+        return None
+    train = data.fold_of(manifest, config.fold).splits["train"]
+    classes = tfrecords.class_names(manifest)
+    counts = np.array([sum(manifest["counts"][group][name] for group in train) for name in classes], np.float64)
+    weights = np.divide(counts.sum(), len(classes) * counts, out=np.zeros_like(counts), where=counts > 0)
+    return weights.tolist()
+
+
 def training_data(model, config: TrainConfig, data_dir: str, first_epoch: int) -> tuple:
     """What `fit` trains `model` on from `first_epoch`: the epochs' batches, restricted to the inputs the model
-    reads (with negatives, Algorithm 1, for a `MultiViewModel`), and the batches per epoch."""
+    reads (with negatives, Algorithm 1, for a `MultiViewModel`; with class weights if asked), and the batches per
+    epoch."""
+    manifest = tfrecords.read_manifest(data_dir)
+    weights = class_weights(config, manifest)
     if isinstance(model, multiview.MultiViewModel):
         input_names = tuple(dict.fromkeys((*model.acoustic_view.input, *model.second_view.input)))
-        views = config.multiview
+        views, classes = config.multiview, tfrecords.class_names(manifest)
 
         def each_epoch(dataset, epoch):
-            return multiview.add_negatives(dataset.map(_keep_inputs(input_names)), views.negatives, seed=config.seed,
-                                           epoch=epoch)
+            return multiview.add_negatives(dataset.map(_keep_inputs(input_names, weights)), views.negatives,
+                                           classes, seed=config.seed, epoch=epoch)
     else:
         input_names = tuple(model.input)
 
         def each_epoch(dataset, epoch):
-            return dataset.map(_keep_inputs(input_names))
+            return dataset.map(_keep_inputs(input_names, weights))
 
     return data.training_epochs(data_dir, config.fold, config.batch_size, config.seed, first_epoch, config.epochs,
                                 config.data_config, each_epoch)
@@ -128,13 +144,34 @@ def validation_data(model, config: TrainConfig, data_dir: str):
                              data_config=config.data_config).map(_keep_inputs(tuple(deployable.input)))
 
 
+def check_data(config: TrainConfig, manifest: dict) -> None:
+    """Refuses, before anything is built, a fold the corpus lacks and a model that needs what it lacks.
+
+    Raises:
+      ValueError: naming the fold or the model, what the corpus lacks, and the models that can run.
+    """
+    data.fold_of(manifest, config.fold)
+    views = config.multiview
+    names = [config.model] if views.mode is None else [views.student] + ([views.view] if views.mode == "joint"
+                                                                           else [])
+    has_words, has_timings = manifest["has_words"], manifest["has_timings"]
+    for name in names:
+        lacking = missing_for(name, has_words, has_timings)
+        if lacking:
+            raise ValueError(f"{name} needs {lacking}, which this corpus ({manifest.get('corpus')}) has not; models "
+                             f"that can run on it: {', '.join(models_for(has_words, has_timings))}")
+    if views.mode is not None:
+        multiview.negative_eligibility(views.negatives, tfrecords.class_names(manifest))
+
+
 def evaluate(model, config: TrainConfig, data_dir: str) -> tuple[dict, pd.DataFrame]:
     """`model`'s answer on every utterance of the evaluated splits: `({split: UA, WA and confusion matrix},
     the rows of predictions.csv)`."""
-    class_names = tfrecords.class_names(tfrecords.read_manifest(data_dir))
+    manifest = tfrecords.read_manifest(data_dir)
+    class_names = tfrecords.class_names(manifest)
     infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
     tables, scores = [], {}
-    for split in EVALUATED:
+    for split in data.evaluated_splits(manifest, config.fold):
         ids, speakers, labels, probabilities = [], [], [], []
         for inputs, label in data.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size,
                                                with_ids=True, data_config=config.data_config):
@@ -155,7 +192,8 @@ def build_model_for(name: str, config: TrainConfig, data_dir: str, frame_statist
     manifest = tfrecords.read_manifest(data_dir)
     mean, variance = frame_statistics or data.frame_statistics(data_dir, config.fold, config.data_config)
     return build_model(name, config.model_config, num_features=manifest["num_features"],
-                       word_dimension=manifest["encoder_dimension"], frame_mean=mean, frame_variance=variance)
+                       word_dimension=manifest["encoder_dimension"], frame_mean=mean, frame_variance=variance,
+                       num_classes=len(tfrecords.class_names(manifest)))
 
 
 def optimizer(config: TrainConfig):
@@ -166,8 +204,9 @@ def optimizer(config: TrainConfig):
 def build_compiled_model(config: TrainConfig, data_dir: str, frame_statistics=None):
     """`config.model`, compiled as the paper trains it, in the current scope."""
     model = build_model_for(config.model, config, data_dir, frame_statistics)
+    classes = model.output.shape[-1]
     model.compile(optimizer=optimizer(config), loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[UnweightedAccuracy(), WeightedAccuracy()])
+                  metrics=[UnweightedAccuracy(classes), WeightedAccuracy(classes)])
     return model
 
 
@@ -236,13 +275,15 @@ def summary_line(config: TrainConfig, results: dict) -> str:
 
 
 def preparation_facts(data_dir: str) -> dict:
-    """What a recogniser needs to prepare audio as the training data was: features and text encoder."""
+    """What a recogniser needs to answer as the training data was prepared: the classes, features and text
+    encoder."""
     manifest = tfrecords.read_manifest(data_dir)
     handle = manifest["encoder_handle"]
     # A local encoder's path is relative to where preparation ran, as training's is: make it absolute.
     if os.path.exists(handle):
         handle = os.path.abspath(handle)
-    return {"feature_set": manifest["feature_set"], "encoder_handle": handle,
+    return {"class_names": tfrecords.class_names(manifest), "corpus": manifest["corpus"],
+            "feature_set": manifest["feature_set"], "encoder_handle": handle,
             "encoder_dimension": manifest["encoder_dimension"]}
 
 
@@ -274,6 +315,7 @@ class Experiment:
         config = self.config
         with exclusive(self.run_dir):
             data_dir = resolve_data(config)
+            check_data(config, tfrecords.read_manifest(data_dir))
             if config.overwrite:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             self._check_identity(data_dir)
@@ -366,7 +408,8 @@ class Experiment:
                                if model_spec(config.deployable()).words else [])
             tensorboard_dir = os.path.join(self.run_dir, TENSORBOARD)
             figures = ValidationFigures(deployable, validation, figure_examples,
-                                        os.path.join(tensorboard_dir, "validation"))
+                                        os.path.join(tensorboard_dir, "validation"),
+                                        tfrecords.class_names(tfrecords.read_manifest(data_dir)))
             if initial_epoch:
                 logger.info("resuming the interrupted run at epoch %d of %d", initial_epoch + 1, config.epochs)
             else:

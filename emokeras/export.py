@@ -3,8 +3,8 @@
 The exported model takes what preparation stores, unnormalised: `frames`
 `[batch, frames, 130]` float32 and `num_frames` `[batch]` int32, plus for
 models that read words `word_vectors` `[batch, words, D]`, `num_words` and
-`word_spans` `[batch, words, 2]`. It returns `probabilities` `[batch, 4]`
-in the order of `emokeras.labels.CLASS_NAMES`.
+`word_spans` `[batch, words, 2]`. It returns `probabilities` `[batch, classes]`
+in the order of the metadata's `class_names` (the prepared corpus's classes).
 
 Beside the graph, `assets.extra/emokeras.json` says which model it is, its
 inputs, the class names, the frame features and the text encoder, so that
@@ -91,6 +91,10 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
       `path`.
     """
     specs = serving_specs(model)
+    class_names = list((metadata or {}).get("class_names", CLASS_NAMES))
+    if len(class_names) != model.output.shape[-1]:
+        raise ValueError(f"{path}: {len(class_names)} class names ({', '.join(class_names)}) for a model of "
+                         f"{model.output.shape[-1]} outputs")
 
     def serve(inputs):
         return {"probabilities": model(inputs, training=False)}
@@ -107,7 +111,7 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
         archive.write_out(partial, verbose=False)
     os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
     facts = {
-        "class_names": list(CLASS_NAMES),
+        "class_names": class_names,
         "inputs": {name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name} for name, spec in specs.items()},
         "signature": SIGNATURE,
         **(metadata or {}),

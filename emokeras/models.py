@@ -2,7 +2,7 @@
 
 `build_model("H-MM-4", ModelConfig())` returns a Keras functional model on a
 dict of raw inputs (`model_spec(name).inputs`, as `emokeras.data` yields
-them) and returning class probabilities `[batch, 4]`. Frames are
+them) and returning class probabilities `[batch, classes]`. Frames are
 z-normalised inside the model (ARCHITECTURE.md, Frames), so a saved model
 takes raw openSMILE frames. Layer names follow the contract in
 `emokeras.specs` (`PROBABILITIES`, `CLASSIFIER_DROPOUT`, ...).
@@ -51,8 +51,9 @@ def input_specs(num_features: int = NUM_FEATURES, word_dimension: int = 256) -> 
 class _Builder:
     """Builds the branches the models share, with one configuration and unique layer names."""
 
-    def __init__(self, config: ModelConfig, inputs: dict, frame_mean, frame_variance):
+    def __init__(self, config: ModelConfig, inputs: dict, frame_mean, frame_variance, num_classes: int):
         self.config = config
+        self.num_classes = num_classes
         self.inputs = inputs
         self.frame_mean = frame_mean
         self.frame_variance = frame_variance
@@ -96,7 +97,7 @@ class _Builder:
     def classifier(self, representation):
         x = keras.layers.Dropout(self.config.dropout, name=CLASSIFIER_DROPOUT)(representation)
         # float32 under any policy: the softmax, the losses and the exported probabilities.
-        return keras.layers.Dense(NUM_CLASSES, activation="softmax", kernel_regularizer=self.regularizer,
+        return keras.layers.Dense(self.num_classes, activation="softmax", kernel_regularizer=self.regularizer,
                                   name=PROBABILITIES, dtype="float32")(x)
 
     def attention(self, sequence):
@@ -132,7 +133,8 @@ class _Builder:
 
 
 def build_model(name: str, config: ModelConfig | None = None, *, num_features: int = NUM_FEATURES,
-                word_dimension: int = 256, frame_mean=None, frame_variance=None) -> keras.Model:
+                word_dimension: int = 256, frame_mean=None, frame_variance=None,
+                num_classes: int = NUM_CLASSES) -> keras.Model:
     """Builds the model called `name` in the paper's Table 2 (or `B-ACO-1+attention`).
 
     Args:
@@ -143,10 +145,11 @@ def build_model(name: str, config: ModelConfig | None = None, *, num_features: i
       frame_mean, frame_variance: `[num_features]` z-normalisation statistics
         of the fold's training frames (`emokeras.data.frame_statistics`);
         zeros and ones (no normalisation) if omitted.
+      num_classes: the classes it tells apart (the prepared corpus's; the paper's four by default).
 
     Returns:
       An uncompiled `keras.Model` named `name`, from a dict of the inputs in
-      `model_spec(name).inputs` to probabilities `[batch, 4]`.
+      `model_spec(name).inputs` to probabilities `[batch, num_classes]`.
     """
     spec = model_spec(name)
     config = config or ModelConfig()
@@ -157,7 +160,7 @@ def build_model(name: str, config: ModelConfig | None = None, *, num_features: i
     frame_mean = np.zeros(num_features, "float32") if frame_mean is None else np.asarray(frame_mean, "float32")
     frame_variance = (np.ones(num_features, "float32") if frame_variance is None
                       else np.asarray(frame_variance, "float32"))
-    builder = _Builder(config, inputs, frame_mean, frame_variance)
+    builder = _Builder(config, inputs, frame_mean, frame_variance, num_classes)
     # TensorFlow name scopes do not allow "+".
     return keras.Model(inputs, builder.classifier(builder.representation(spec)), name=name.replace("+", "-"))
 

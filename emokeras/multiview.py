@@ -19,7 +19,7 @@ from keras import ops
 
 from emokeras.config import MULTIVIEW_MODES as MODES
 from emokeras.config import NEGATIVE_RULES
-from emokeras.labels import CLASS_NAMES, NUM_CLASSES
+from emokeras.labels import CLASS_NAMES
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.models import select_inputs
 from emokeras.specs import CLASSIFIER_DROPOUT
@@ -81,26 +81,32 @@ def kl_loss(p_teacher, p_student):
     return ops.mean(kl_per_sample(p_teacher, p_student))
 
 
-def negative_eligibility(rule: str = "random", similar_pairs=SIMILAR_PAIRS) -> np.ndarray:
+def negative_eligibility(rule: str = "random", class_names=CLASS_NAMES, similar_pairs=SIMILAR_PAIRS) -> np.ndarray:
     """`[classes, classes]` bool: `[y, y⁻]` is True when a sample of class `y⁻` may be a negative for `y`.
 
-    `random`: any other class. `similar`: the acoustically similar class(es)
-    given by `similar_pairs` (pairs of class names, symmetric).
+    `random`: any other class. `similar`: the acoustically similar class(es) given by `similar_pairs` (pairs of
+    class names, symmetric); every class of `class_names` needs one.
+
+    Raises:
+      ValueError: an unknown rule, a pair of one class, or a class without a similar one.
     """
+    count = len(class_names)
     if rule == "random":
-        return ~np.eye(NUM_CLASSES, dtype=bool)
+        return ~np.eye(count, dtype=bool)
     if rule != "similar":
         raise ValueError(f"negative rule must be one of {NEGATIVE_RULES}, got {rule!r}")
-    eligible = np.zeros((NUM_CLASSES, NUM_CLASSES), bool)
+    eligible = np.zeros((count, count), bool)
     for first, second in similar_pairs:
-        for name in (first, second):
-            if name not in CLASS_NAMES:
-                raise ValueError(f"unknown class {name!r} in similar pair ({first}, {second}); "
-                                 f"classes: {', '.join(CLASS_NAMES)}")
-        i, j = CLASS_NAMES.index(first), CLASS_NAMES.index(second)
-        if i == j:
+        if first == second:
             raise ValueError(f"a class cannot be its own negative: ({first}, {second})")
-        eligible[i, j] = eligible[j, i] = True
+        if first in class_names and second in class_names:
+            i, j = list(class_names).index(first), list(class_names).index(second)
+            eligible[i, j] = eligible[j, i] = True
+    alone = [name for name, row in zip(class_names, eligible) if not row.any()]
+    if alone:
+        raise ValueError(f"--negatives similar: {', '.join(alone)} has no acoustically similar class among "
+                         f"{', '.join(class_names)} (the pairs: "
+                         + ", ".join(f"{a} ↔ {b}" for a, b in similar_pairs) + "); use --negatives random")
     return eligible
 
 
@@ -142,17 +148,17 @@ NEGATIVE_PREFIX = "negative_"
 _BATCH_SEED_STRIDE = 1_000_000
 
 
-def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, seed: int = 0, epoch: int = 0):
+def add_negatives(dataset, rule: str = "random", class_names=CLASS_NAMES, seed: int = 0, epoch: int = 0):
     """Adds to each batch of one epoch `negative_<input>` for every input, and `has_negative` (float32 1 or 0).
 
     The negatives are chosen on the global batch, before a distribution strategy splits it, so every replica count
     gives the same pairs. Batch `k` of `epoch` draws from the stateless seed `(seed, epoch · 10⁶ + k)`: fresh pairs
     every epoch, and the same pairs for an epoch however the run got there (resumed or not).
     """
-    eligibility = negative_eligibility(rule, similar_pairs)
+    eligibility = negative_eligibility(rule, class_names)
 
     def with_negatives(index, element):
-        inputs, labels = element
+        inputs, labels, *weights = element
         batch_seed = tf.stack([tf.constant(seed, tf.int64), epoch * _BATCH_SEED_STRIDE + index])
         indices, has_negative = select_negatives(labels, eligibility, batch_seed)
         out = dict(inputs)
@@ -160,7 +166,7 @@ def add_negatives(dataset, rule: str = "random", similar_pairs=SIMILAR_PAIRS, se
             out[NEGATIVE_PREFIX + key] = tf.gather(value, indices)
         # float32, not bool: MirroredStrategy cannot split boolean batch tensors (its AddN takes no bool).
         out["has_negative"] = tf.cast(has_negative, tf.float32)
-        return out, labels
+        return (out, labels, *weights)
 
     return dataset.enumerate().map(with_negatives, num_parallel_calls=tf.data.AUTOTUNE)
 
@@ -227,8 +233,9 @@ class MultiViewModel(keras.Model):
             ["multimodal"] if mode == "joint" else [])
         self.trackers = {"loss": keras.metrics.Mean(name="loss")}
         self.trackers.update({term: keras.metrics.Mean(name=f"{term}_loss") for term in terms})
-        self.unweighted_accuracy = UnweightedAccuracy()
-        self.weighted_accuracy = WeightedAccuracy()
+        num_classes = acoustic_view.output.shape[-1]
+        self.unweighted_accuracy = UnweightedAccuracy(num_classes)
+        self.weighted_accuracy = WeightedAccuracy(num_classes)
         self.built = True  # every variable exists already (the views are built), so weights can be loaded
 
     @property
@@ -260,12 +267,15 @@ class MultiViewModel(keras.Model):
         return terms, p_a
 
     def train_step(self, data):
-        inputs, labels = data
+        inputs, labels, weights = keras.utils.unpack_x_y_sample_weight(data)
         context = tf.distribute.get_replica_context()
         replicas = context.num_replicas_in_sync
         global_size = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(tf.shape(labels)[0], "float32"))
         with tf.GradientTape() as tape:
             terms, p_a = self._per_sample_terms(inputs, labels, training=True)
+            if weights is not None:  # class weights scale each utterance's loss terms
+                terms = {term: values * tf.cast(tf.reshape(weights, [-1]), values.dtype)
+                         for term, values in terms.items()}
             total = tf.add_n(list(terms.values()))
             # Mean over the global batch: the optimizer sums the replicas' gradients.
             loss = tf.reduce_sum(total) / global_size
@@ -282,7 +292,7 @@ class MultiViewModel(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def test_step(self, data):
-        inputs, labels = data
+        inputs, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         p_a = self(inputs, training=False)
         loss = keras.losses.sparse_categorical_crossentropy(labels, p_a)
         self.trackers["loss"].update_state(loss)

@@ -13,8 +13,10 @@ the audio, and runs on onnxruntime without TensorFlow when its export holds
 file's transcript with word timings, beside the wav or in `--transcripts`
 under the wav's name:
 
-  <name>.wdseg   IEMOCAP's forced alignment (Sphinx: SFrm EFrm SegAScr Word, 10 ms frames)
-  <name>.json    {"words": [{"word": "oh", "start": 0.12, "end": 0.35}, ...]}, times in seconds
+  <name>.TextGrid  a Montreal Forced Aligner TextGrid (its words tier)
+  <name>.ctm       NIST CTM (<file> <channel> <start> <duration> <word>), lines of <file> = <name>
+  <name>.json      WhisperX's output, or {"words": [{"word": "oh", "start": 0.12, "end": 0.35}, ...]} (seconds)
+  <name>.wdseg     IEMOCAP's forced alignment (Sphinx: SFrm EFrm SegAScr Word, 10 ms frames)
 
 A file that cannot be answered (unreadable audio, a sample rate below
 16 kHz, a clip shorter than one 60 ms window, a missing or bad transcript)
@@ -32,8 +34,7 @@ import pandas as pd
 from absl import app, flags
 
 from emokeras.cli import run_command
-from emokeras.labels import CLASS_NAMES
-from emokeras.recognizer import RUNTIMES, SEGMENTATIONS, Recognizer
+from emokeras.recognizer import RUNTIMES, SEGMENTATIONS, Recognizer, class_columns
 
 FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
@@ -47,39 +48,41 @@ def format_table(answers: pd.DataFrame) -> str:
 
     Files with more than one segment are summarised below, one row each.
     """
+    names = class_columns(answers)
     files = answers.index.get_level_values("file")
     width = max([len("file")] + [len(path) for path in files])
     header = f"{'file':<{width}}  {'start':>8}  {'end':>8}  {'emotion':<9}  " + "  ".join(
-        f"{name:>9}" for name in CLASS_NAMES)
+        f"{name:>9}" for name in names)
     lines = [header]
     for (path, start, end), row in answers.iterrows():
         where = f"{path:<{width}}  {_seconds(start):>8}  {_seconds(end):>8}"
         if isinstance(row.get("error"), str):
             lines.append(f"{where}  error: {row['error'].removeprefix(f'{path}: ')}")  # the file column names it
         else:
-            lines.append(f"{where}  {row['emotion']:<9}  " + "  ".join(f"{row[name]:>9.4f}" for name in CLASS_NAMES))
+            lines.append(f"{where}  {row['emotion']:<9}  " + "  ".join(f"{row[name]:>9.4f}" for name in names))
     summary = Recognizer.summarize(answers)
     several = summary[summary["segments"] > 1]
     if len(several):
         lines += ["", "per file (duration-weighted mean of its segments):",
-                  f"{'file':<{width}}  {'seconds':>8}  {'emotion':<9}  " + "  ".join(f"{n:>9}" for n in CLASS_NAMES)]
+                  f"{'file':<{width}}  {'seconds':>8}  {'emotion':<9}  " + "  ".join(f"{n:>9}" for n in names)]
         for path, row in several.iterrows():
             if pd.isna(row["emotion"]):
                 lines.append(f"{path:<{width}}  {'':>8}  no segment answered")
             else:
                 lines.append(f"{path:<{width}}  {row['answered_seconds']:>8.2f}  {row['emotion']:<9}  "
-                             + "  ".join(f"{row[name]:>9.4f}" for name in CLASS_NAMES))
+                             + "  ".join(f"{row[name]:>9.4f}" for name in names))
     return "\n".join(lines) + "\n"
 
 
-def _probabilities(row) -> dict | None:
-    values = [row[name] for name in CLASS_NAMES]
-    return None if any(np.isnan(values)) else {name: float(value) for name, value in zip(CLASS_NAMES, values)}
+def _probabilities(row, names) -> dict | None:
+    values = [row[name] for name in names]
+    return None if any(np.isnan(values)) else {name: float(value) for name, value in zip(names, values)}
 
 
 def format_json(answers: pd.DataFrame) -> str:
     """One object per file: `file`, `emotion`, `probabilities` (the summary) and its `segments`; or `error`."""
     summary = Recognizer.summarize(answers)
+    names = class_columns(answers)
     listed = []
     for path, row in summary.iterrows():
         entry = {"file": path}
@@ -87,7 +90,7 @@ def format_json(answers: pd.DataFrame) -> str:
             error = row.get("error")
             entry["error"] = error if isinstance(error, str) else f"{path}: no segment answered"
         else:
-            entry.update(emotion=row["emotion"], probabilities=_probabilities(row))
+            entry.update(emotion=row["emotion"], probabilities=_probabilities(row, names))
         segments = []
         for (_, start, end), segment in answers.xs(path, level="file", drop_level=False).iterrows():
             if pd.isna(end):
@@ -96,7 +99,7 @@ def format_json(answers: pd.DataFrame) -> str:
             if isinstance(segment.get("error"), str):
                 item["error"] = segment["error"]
             else:
-                item.update(emotion=segment["emotion"], probabilities=_probabilities(segment))
+                item.update(emotion=segment["emotion"], probabilities=_probabilities(segment, names))
             segments.append(item)
         if segments:
             entry["segments"] = segments

@@ -45,16 +45,15 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from emokeras import alignments
 from emokeras import segments as segmenting
-from emokeras.corpus.iemocap import is_non_speech, normalise_word, read_wdseg
 from emokeras.features import acoustic
-from emokeras.labels import CLASS_NAMES
 from emokeras.specs import METADATA, ONNX_MODEL, SIGNATURE
 
 logger = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100
-TRANSCRIPT_SUFFIXES = (".wdseg", ".json")
+TRANSCRIPT_SUFFIXES = (".TextGrid", ".ctm", ".json", ".wdseg")
 RUNTIMES = ("auto", "onnx", "savedmodel")
 SEGMENTATIONS = ("window", "speech")
 INDEX = ["file", "start", "end"]
@@ -96,65 +95,40 @@ def needs_transcript(metadata: dict) -> bool:
 
 
 def find_transcript(wav_path: str, transcripts_dir: str | None = None) -> str | None:
-    """`<name>.wdseg` or `<name>.json` in `transcripts_dir`, else beside the wav; None if there is none."""
+    """`<name>.TextGrid`, `.ctm`, `.json` or `.wdseg` in `transcripts_dir`, else beside the wav; None if there is
+    none."""
     stem = os.path.splitext(os.path.basename(wav_path))[0]
     folders = [transcripts_dir] if transcripts_dir else []
-    folders.append(os.path.dirname(wav_path))
+    folders.append(os.path.dirname(wav_path) or ".")
     for folder in folders:
+        if not os.path.isdir(folder):
+            continue
+        found = {name.lower(): name for name in os.listdir(folder)}
         for suffix in TRANSCRIPT_SUFFIXES:
-            candidate = os.path.join(folder, stem + suffix)
-            if os.path.isfile(candidate):
-                return candidate
+            name = found.get((stem + suffix).lower())
+            if name is not None:
+                return os.path.join(folder, name)
     return None
 
 
-def read_json_transcript(path: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and `[start, end)` frame spans of a `{"words": [{"word", "start", "end"}, ...]}` file (seconds).
+def read_transcript(path: str, utterance: str | None = None) -> tuple[list[str], list[tuple[int, int]]]:
+    """Words and `[start, end)` frame spans of a word timing file (`emokeras.alignments`: the same reader as
+    preparation's).
 
-    Non-speech tokens (`<sil>`, `++breath++`) are dropped, as from a `.wdseg`.
+    Args:
+      utterance: for a CTM holding several utterances, whose words (the wav's name).
 
     Raises:
-      PredictionError: naming the file and the entry that cannot be read.
+      PredictionError: an unreadable file, or one with no word.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            entries = json.load(f)["words"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise PredictionError(f"{path}: not a transcript of the form "
-                              f'{{"words": [{{"word": ..., "start": s, "end": s}}]}} ({error})') from None
-    words, spans = [], []
-    for index, entry in enumerate(entries):
-        try:
-            token, start, end = str(entry["word"]), float(entry["start"]), float(entry["end"])
-        except (KeyError, TypeError, ValueError):
-            raise PredictionError(f"{path}: word {index} needs 'word', 'start' and 'end' (seconds): {entry!r}") \
-                from None
-        if end <= start or start < 0:
-            raise PredictionError(f"{path}: word {index} ({token!r}) ends at {end} s, not after its start {start} s")
-        if is_non_speech(token):
-            continue
-        first = int(round(start * FRAMES_PER_SECOND))
-        words.append(normalise_word(token))
-        spans.append((first, max(first + 1, int(round(end * FRAMES_PER_SECOND)))))
-    return words, spans
-
-
-def read_transcript(path: str) -> tuple[list[str], list[tuple[int, int]]]:
-    """Words and frame spans of a `.wdseg` or `.json` transcript.
-
-    Raises:
-      PredictionError: an unreadable transcript, or one with no word.
-    """
-    if path.endswith(".json"):
-        words, spans = read_json_transcript(path)
-    else:
-        try:
-            words, spans = map(list, read_wdseg(path))
-        except (OSError, ValueError) as error:
-            raise PredictionError(str(error)) from None
+        words = alignments.read_alignment(path, utterance=utterance)
+        words, spans = alignments.frame_spans(words)
+    except (OSError, alignments.AlignmentError) as error:
+        raise PredictionError(f"{path}: {error}" if not str(error).startswith(path) else str(error)) from None
     if not words:
         raise PredictionError(f"{path}: no word in the transcript")
-    return words, spans
+    return list(words), list(spans)
 
 
 class OnnxRunner:
@@ -211,9 +185,15 @@ def _frames_in_process(requests: Iterable) -> Iterable[tuple]:
         yield request, *acoustic.extract_or_error(request)
 
 
-def _empty_frame(with_error: bool = False) -> pd.DataFrame:
-    columns = ["emotion", *CLASS_NAMES] + (["error"] if with_error else [])
+def _empty_frame(class_names, with_error: bool = False) -> pd.DataFrame:
+    columns = ["emotion", *class_names] + (["error"] if with_error else [])
     return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_arrays([[], [], []], names=INDEX))
+
+
+def class_columns(answers: pd.DataFrame) -> list[str]:
+    """The probability columns of a recogniser's answers (its model's class names, in order)."""
+    return [column for column in answers.columns if column not in ("emotion", "error", "segments",
+                                                                    "answered_seconds")]
 
 
 class Recognizer:
@@ -250,6 +230,7 @@ class Recognizer:
         if not 0 < self.hop_seconds <= self.window_seconds:
             raise ValueError(f"hop_seconds {self.hop_seconds:g}: choose a hop in (0, {self.window_seconds:g}] "
                              "(a longer hop than the window would leave gaps)")
+        self.class_names = list(metadata["class_names"])
         self.segmentation = segmentation
         self.batch_size = batch_size
         self.workers = workers
@@ -395,21 +376,21 @@ class Recognizer:
                                          [item[2] for item in extracted]))
         if failed:
             answered.append(pd.DataFrame(
-                {"emotion": [None] * len(failed), **{name: np.nan for name in CLASS_NAMES},
+                {"emotion": [None] * len(failed), **{name: np.nan for name in self.class_names},
                  "error": list(failed.values())},
                 index=pd.MultiIndex.from_tuples([(path, 0.0, np.nan) for path in failed], names=INDEX)))
         if not answered:
-            return _empty_frame(with_error=True)
+            return _empty_frame(self.class_names, with_error=True)
         table = pd.concat(answered)
         order = {path: position for position, (path, _) in enumerate(files)}
         keys = [(order[path], start) for path, start, _ in table.index]
         table = table.iloc[sorted(range(len(keys)), key=keys.__getitem__)]
-        table[list(CLASS_NAMES)] = table[list(CLASS_NAMES)].astype(float)
+        table[self.class_names] = table[self.class_names].astype(float)
         return table
 
     def _answer(self, rows: list[tuple], frames: list, errors: list) -> pd.DataFrame:
         """Runs the model on `frames` in batches of similar length; a row's error keeps it out of the model."""
-        probabilities = np.full((len(rows), len(CLASS_NAMES)), np.nan, np.float32)
+        probabilities = np.full((len(rows), len(self.class_names)), np.nan, np.float32)
         messages = list(errors)
         ready = [k for k, (features, error) in enumerate(zip(frames, errors)) if error is None]
         if needs_transcript(self.metadata):
@@ -423,10 +404,10 @@ class Recognizer:
             for first in range(0, len(ready), self.batch_size):
                 batch = ready[first:first + self.batch_size]
                 probabilities[batch] = self._run(self._acoustic_inputs([frames[k] for k in batch]))
-        emotions = [None if np.isnan(p).any() else CLASS_NAMES[int(np.argmax(p))] for p in probabilities]
-        table = pd.DataFrame(probabilities, columns=list(CLASS_NAMES),
+        emotions = [None if np.isnan(p).any() else self.class_names[int(np.argmax(p))] for p in probabilities]
+        table = pd.DataFrame(probabilities, columns=self.class_names,
                              index=pd.MultiIndex.from_tuples(rows, names=INDEX) if rows else
-                             _empty_frame().index)
+                             _empty_frame(self.class_names).index)
         table.insert(0, "emotion", emotions)
         table["error"] = messages
         return table
@@ -453,7 +434,7 @@ class Recognizer:
             raise PredictionError(f"{wav_path}: the model {self.metadata.get('model')} reads words, and no "
                                   f"transcript was found (<name>.wdseg or <name>.json beside the wav or in "
                                   "--transcripts)")
-        words, spans = read_transcript(transcript)
+        words, spans = read_transcript(transcript, os.path.splitext(os.path.basename(wav_path))[0])
         try:
             words, spans = fit_word_spans(transcript, words, spans, frames.shape[0])
         except acoustic.FeatureError as error:  # the alignment is for other audio
@@ -482,17 +463,18 @@ class Recognizer:
         count their shared seconds twice; a file with no answered segment gets
         NaN probabilities (and its first error, where the answers hold one).
         """
+        names = class_columns(answers)
         rows = []
         for path, group in answers.groupby(level="file", sort=False):
-            answered = group[group[list(CLASS_NAMES)].notna().all(axis=1)]
+            answered = group[group[names].notna().all(axis=1)]
             starts = answered.index.get_level_values("start").to_numpy(float)
             ends = answered.index.get_level_values("end").to_numpy(float)
             weights = ends - starts
             if len(answered) and weights.sum() > 0:
-                mean = (answered[list(CLASS_NAMES)].to_numpy(float) * weights[:, None]).sum(0) / weights.sum()
-                row = {"emotion": CLASS_NAMES[int(np.argmax(mean))], **dict(zip(CLASS_NAMES, mean))}
+                mean = (answered[names].to_numpy(float) * weights[:, None]).sum(0) / weights.sum()
+                row = {"emotion": names[int(np.argmax(mean))], **dict(zip(names, mean))}
             else:
-                row = {"emotion": None, **{name: np.nan for name in CLASS_NAMES}}
+                row = {"emotion": None, **{name: np.nan for name in names}}
             row["segments"] = len(group)
             row["answered_seconds"] = float(weights.sum())
             if "error" in group and group["error"].notna().any() and pd.isna(row["emotion"]):

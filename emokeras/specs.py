@@ -58,6 +58,11 @@ class ModelSpec:
                 + (SPAN_INPUTS if spans else ()))
 
     @property
+    def needs_timings(self) -> bool:
+        """Whether it reads word spans (speaker frames, acoustic words): the corpus needs word timings."""
+        return "word_spans" in self.inputs
+
+    @property
     def needs_transcript(self) -> bool:
         """Whether inference needs word timings (speaker frames, acoustic words) or word vectors."""
         return self.words or "word_spans" in self.inputs
@@ -87,6 +92,22 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 MODEL_NAMES = tuple(MODEL_SPECS)
 # Multi-view students: models that need nothing but the audio, so they deploy without a transcript.
 ACOUSTIC_ONLY = tuple(name for name, spec in MODEL_SPECS.items() if not spec.needs_transcript)
+
+
+def models_for(has_words: bool, has_timings: bool) -> tuple[str, ...]:
+    """The models a corpus with (or without) words and word timings can train."""
+    return tuple(name for name, spec in MODEL_SPECS.items()
+                 if (has_words or not spec.words) and (has_timings or not spec.needs_timings))
+
+
+def missing_for(name: str, has_words: bool, has_timings: bool) -> str | None:
+    """What model `name` needs that a corpus lacks ("word timings (alignments)", "a transcript"), or None."""
+    spec = model_spec(name)
+    if spec.needs_timings and not has_timings:
+        return "word timings (alignments)"
+    if spec.words and not has_words:
+        return "a transcript (words) for every utterance"
+    return None
 
 
 def model_spec(name: str) -> ModelSpec:

@@ -1,8 +1,12 @@
 """TFRecord shards and their manifest (ARCHITECTURE.md, TFRecord example).
 
-One shard per session, `session-<k>-00000.tfrecord`, under
-`tfrecords/<corpus>/<encoder>/`, beside a `manifest.json` that says what the
-shards hold. Writers write to temporary names and rename when whole.
+Shards `<shard>-<n>.tfrecord` (IEMOCAP: one per session, `session-<k>-00000.tfrecord`) under
+`tfrecords/<corpus>/<encoder>/`, beside a `manifest.json` that says what the shards hold: the classes, the folds
+(groups per split), which groups each shard holds, and whether the corpus has words and word timings. Writers
+write to temporary names and rename when whole.
+
+Schema 2 stores each example's `group`; a folder of schema 1 (before corpora other than IEMOCAP) is read as
+IEMOCAP's: its groups are its speakers, its folds the ten session folds.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ import numpy as np
 import tensorflow as tf
 
 from emokeras.files import write_json
-from emokeras.labels import CLASS_NAMES
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 MANIFEST = "manifest.json"
 
 FEATURES = {
     "utterance_id": tf.io.FixedLenFeature([], tf.string),
-    "session": tf.io.FixedLenFeature([], tf.int64),
+    # Schema 1 has no group: its group is its speaker (decode_example).
+    "group": tf.io.FixedLenFeature([], tf.string, default_value=""),
     "label": tf.io.FixedLenFeature([], tf.int64),
     "speaker": tf.io.FixedLenFeature([], tf.string),
     "frames": tf.io.FixedLenFeature([], tf.string),
@@ -37,11 +42,12 @@ class ManifestMismatch(ValueError):
     """The folder holds TFRecords prepared from something else."""
 
 
-def shard_name(session: int) -> str:
-    return f"session-{session}-00000.tfrecord"
+def shard_file(shard: str, index: int = 0) -> str:
+    """The `index`-th file of a shard: `session-1-00000.tfrecord`."""
+    return f"{shard}-{index:05d}.tfrecord"
 
 
-def serialize_example(utterance_id: str, session: int, speaker: str, label: int, frames: np.ndarray,
+def serialize_example(utterance_id: str, group: str, speaker: str, label: int, frames: np.ndarray,
                       words, word_spans: np.ndarray, word_vectors: np.ndarray) -> bytes:
     """One utterance as a serialised `tf.train.Example`; checks shapes agree."""
     frames = np.ascontiguousarray(frames, dtype=np.float32)
@@ -61,7 +67,7 @@ def serialize_example(utterance_id: str, session: int, speaker: str, label: int,
 
     example = tf.train.Example(features=tf.train.Features(feature={
         "utterance_id": raw([utterance_id.encode()]),
-        "session": int64([session]),
+        "group": raw([group.encode()]),
         "label": int64([label]),
         "speaker": raw([speaker.encode()]),
         "frames": raw([frames.tobytes()]),
@@ -80,7 +86,7 @@ def decode_example(serialized: tf.Tensor, num_features: int, word_dimension: int
     num_words = parsed["num_words"]
     return {
         "utterance_id": parsed["utterance_id"],
-        "session": parsed["session"],
+        "group": tf.where(tf.equal(parsed["group"], ""), parsed["speaker"], parsed["group"]),
         "speaker": parsed["speaker"],
         "label": tf.cast(parsed["label"], tf.int32),
         "frames": tf.reshape(tf.io.decode_raw(parsed["frames"], tf.float32), [-1, num_features]),
@@ -122,30 +128,43 @@ def write_manifest(directory: str, manifest: dict) -> None:
 
 
 def read_manifest(directory: str) -> dict:
-    """Reads and checks a manifest.
+    """Reads and checks a manifest (a schema 1 manifest is returned as schema 2 reads it).
 
     Raises:
       FileNotFoundError: no manifest (the folder was never prepared, or not completely).
-      ManifestMismatch: written by another schema version.
+      ManifestMismatch: written by a schema this emokeras cannot read.
     """
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no manifest; run `python -m emokeras.prepare` first")
+        raise FileNotFoundError(f"{path}: no manifest; run `python -m emokeras.prepare` first, or check --data")
     with open(path, encoding="utf-8") as handle:
         manifest = json.load(handle)
-    if manifest.get("schema_version") != SCHEMA_VERSION:
+    if manifest.get("schema_version") not in READABLE_SCHEMAS:
         raise ManifestMismatch(f"{path}: schema version {manifest.get('schema_version')}, this emokeras "
-                               f"reads {SCHEMA_VERSION}; prepare again with --overwrite")
+                               f"reads {', '.join(map(str, READABLE_SCHEMAS))}; prepare again with --overwrite")
+    if manifest["schema_version"] == 1:
+        manifest = _schema_1(manifest)
     return manifest
+
+
+def _schema_1(manifest: dict) -> dict:
+    """A schema 1 manifest (IEMOCAP or the demo: four classes, one shard per session) as schema 2 states it."""
+    from emokeras.corpus.iemocap import DEFAULT_CLASSES, session_folds, speakers_of
+
+    sessions = sorted(int(session) for session in manifest.get("counts", {}))
+    return {**manifest, "options": {}, "classes": list(DEFAULT_CLASSES),
+            "folds": [fold.to_json() for fold in session_folds()],
+            "shards": {shard_file(f"session-{session}"): list(speakers_of(session)) for session in sessions},
+            "has_words": True, "has_timings": True}
 
 
 def class_names(manifest: dict) -> list[str]:
     """The prepared corpus's classes, in label order."""
-    return list(manifest.get("classes") or CLASS_NAMES)
+    return list(manifest["classes"])
 
 
 # The manifest fields that identify what was prepared; others are results (counts).
-IDENTITY_FIELDS = ("schema_version", "corpus", "corpus_root", "corpus_stamp", "encoder_handle", "feature_set")
+IDENTITY_FIELDS = ("corpus", "corpus_root", "corpus_stamp", "encoder_handle", "feature_set", "options")
 
 
 def check_manifest(directory: str, expected: dict) -> dict:

@@ -22,13 +22,14 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
-from emokeras import data
+from emokeras import data, tfrecords
 from emokeras.callbacks import BetaSchedule, EpochSeeds, StopOnNonFiniteLoss
 from emokeras.config import MODE_SETTINGS, TrainConfig, TuneConfig, command_line
 from emokeras.experiment import (
     CONFIG,
     RunMismatch,
     build_multiview_model,
+    check_data,
     dtype_policy,
     recorded_differences,
     resolve_data,
@@ -107,6 +108,7 @@ def search_hyperparameters(config: TrainConfig, space: TuneConfig) -> tuple[dict
     project = os.path.join(space.directory, f"{config.experiment()}.fold-{config.fold}")
     with exclusive(project):
         data_dir = resolve_data(config)
+        check_data(config, tfrecords.read_manifest(data_dir))
         config = dataclasses.replace(config, data=data_dir)
         _check_identity(project, config)
         # The validation split's length is not known before its first pass, at whose end Keras warns.
@@ -114,7 +116,9 @@ def search_hyperparameters(config: TrainConfig, space: TuneConfig) -> tuple[dict
         with dtype_policy(config.mixed_precision), data.reported_as_unreadable(data.TRAINING_ADVICE):
             tuner = make_tuner(config, space, data_dir)
             tuner.search()
-    [best] = tuner.oracle.get_best_trials(1)
+    # The highest objective; among equals, the first trial (Keras Tuner's own order of ties is not stable).
+    trials = [trial for trial in tuner.oracle.trials.values() if trial.score is not None]
+    best = min(trials, key=lambda trial: (-trial.score, trial.trial_id))
     values = {name: best.hyperparameters.get(name) for name in searched(config.multiview.mode)}
     best_config = dataclasses.replace(config, multiview=dataclasses.replace(config.multiview, **values))
     command = command_line(best_config)

@@ -38,7 +38,7 @@ def unweighted_accuracy(probabilities, labels) -> float:
     """UA with the metric training reports."""
     from emokeras.metrics import UnweightedAccuracy
 
-    metric = UnweightedAccuracy()
+    metric = UnweightedAccuracy(probabilities.shape[-1])
     metric.update_state(labels, probabilities)
     return float(metric.result())
 
@@ -49,7 +49,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the prepared folder the models were trained on")
     parser.add_argument("--fold", type=int, default=3)
-    parser.add_argument("--split", default="test", choices=data.SPLITS)
+    parser.add_argument("--split", default="test", help="validation, test (or a corpus's further test split)")
     parser.add_argument("--teacher", required=True, help="the teacher's exported model folder")
     parser.add_argument("students", nargs="+", help="exported student folders")
     args = parser.parse_args()

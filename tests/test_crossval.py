@@ -25,14 +25,17 @@ def test_parse_seeds():
 
 
 def test_parse_folds():
-    assert crossval.parse_folds("0,3,7") == (0, 3, 7)
-    assert crossval.parse_folds("all") == tuple(range(10))
-    with pytest.raises(ValueError, match=r"\[10\] outside 0..9"):
-        crossval.parse_folds("3,10")
-    with pytest.raises(ValueError, match="repeats a fold"):
-        crossval.parse_folds("3,3")
-    with pytest.raises(ValueError, match="comma-separated"):
-        crossval.parse_folds("three")
+    assert crossval.parse_folds("0,3,7", 10) == (0, 3, 7)
+    assert crossval.parse_folds("all", 10) == tuple(range(10))
+    assert crossval.parse_folds("all", 1) == (0,)
+    with pytest.raises(ValueError, match=r"--folds: 10: this corpus has folds 0-9"):
+        crossval.parse_folds("3,10", 10)
+    with pytest.raises(ValueError, match=r"--folds: 3: this corpus has fold 0 only"):
+        crossval.parse_folds("3", 1)
+    with pytest.raises(ValueError, match="--folds repeats 3"):
+        crossval.parse_folds("3,3", 10)
+    with pytest.raises(ValueError, match="--folds takes comma-separated integers"):
+        crossval.parse_folds("three", 10)
 
 
 def test_summary_rows_mean_and_sample_std():
@@ -101,8 +104,10 @@ def test_command_line_reports_finished_folds(b_aco_1_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "already trained" in result.stdout and "| B-ACO-1 | Acoustics |" in result.stdout
     assert os.path.isfile(os.path.join(config.output, "B-ACO-1", "summary.csv"))
-    bad = subprocess.run(command[:3] + ["--folds", "12"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 1 and "[12] outside 0..9" in bad.stderr
+    bad = subprocess.run(command[:3] + ["--data", config.data, "--folds", "12"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == ("ERROR: --folds: 12: this corpus has "
+                                                                          "folds 0-9")
 
 
 def test_seed_summary_gives_fold_means_over_seeds_and_both_spreads():

@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from emokeras import data
-from emokeras.corpus import demo, read_iemocap
+from emokeras import alignments, data
+from emokeras.corpus import demo
+from emokeras.corpus.iemocap import read_iemocap
 
 
 def _digest(root):
@@ -32,12 +33,14 @@ def test_alignments_are_exact_word_boundaries(tmp_path):
     import wave
 
     for utterance in corpus:
-        with wave.open(utterance.wav_path) as handle:
+        with wave.open(utterance.audio) as handle:
             assert handle.getframerate() == 16000 and handle.getnchannels() == 1
             samples = np.frombuffer(handle.readframes(handle.getnframes()), "<i2").astype(np.float64)
         frame_energy = np.sqrt(np.mean(samples[: len(samples) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
-        inside = np.concatenate([frame_energy[s:e] for s, e in utterance.word_spans])
-        outside = np.delete(frame_energy, np.concatenate([np.arange(s, e) for s, e in utterance.word_spans]))
+        _, spans = alignments.frame_spans([alignments.Word(w, *span) for w, span in zip(utterance.words,
+                                                                                          utterance.spans)])
+        inside = np.concatenate([frame_energy[s:e] for s, e in spans])
+        outside = np.delete(frame_energy, np.concatenate([np.arange(s, e) for s, e in spans]))
         assert np.median(inside) > 10 * np.median(outside)  # speech inside spans, silence between
 
 
@@ -69,7 +72,7 @@ def _unweighted_accuracy(labels, predictions):
 
 def test_each_modality_alone_is_informative_but_insufficient(demo_data, demo_config):
     """Speaker-exclusive: each session held out in turn; UA averaged over the five."""
-    corpus = {u.utterance_id: u for u in read_iemocap(demo_config.corpus_root())}
+    corpus = {u.id: u for u in read_iemocap(demo_config.corpus_root())}
     vocabulary = {w: i for i, w in enumerate(sorted({w for u in corpus.values() for w in u.words}))}
 
     def features(fold, split):

@@ -6,8 +6,9 @@ import shutil
 
 import pytest
 
-from emokeras.corpus import count_table, read_iemocap
-from emokeras.corpus.iemocap import parse_utterance_id, read_wdseg
+from emokeras import alignments
+from emokeras.corpus import count_table
+from emokeras.corpus.iemocap import parse_utterance_id, read_iemocap
 
 from conftest import tone, write_wav
 
@@ -99,7 +100,7 @@ def test_parse_utterance_id_reads_the_speaker_from_the_last_part():
 def test_read_wdseg_drops_non_speech_folds_variants_and_makes_ends_exclusive(tmp_path):
     path = tmp_path / "a.wdseg"
     path.write_text(WDSEG)
-    words, spans = read_wdseg(str(path))
+    words, spans = alignments.frame_spans(alignments.read_wdseg(str(path)))
     assert words == ("hello", "there")
     assert spans == ((25, 61), (80, 120))
 
@@ -107,23 +108,29 @@ def test_read_wdseg_drops_non_speech_folds_variants_and_makes_ends_exclusive(tmp
 def test_read_wdseg_names_the_file_and_line_of_a_bad_row(tmp_path):
     path = tmp_path / "bad.wdseg"
     path.write_text("\tSFrm\tEFrm\tSegAScr\tWord\n\t 10\t five\t -1\tHELLO\n")
-    with pytest.raises(ValueError, match=r"bad\.wdseg:2: frame numbers are not integers"):
-        read_wdseg(str(path))
+    with pytest.raises(alignments.AlignmentError, match=r"bad\.wdseg:2: frame numbers are not integers"):
+        alignments.read_wdseg(str(path))
 
 
 def test_reader_keeps_the_four_classes_and_skips_with_reasons(iemocap_root, caplog):
     with caplog.at_level(logging.WARNING):
         corpus = read_iemocap(iemocap_root)
-    by_id = {u.utterance_id: u for u in corpus}
+    by_id = {u.id: u for u in corpus}
     assert sorted(by_id) == ["Ses01F_impro01_F000", "Ses03M_impro05a_F000", "Ses05M_script01_1b_F003",
                              "Ses05M_script01_1b_M004"]
-    assert [by_id[i].label for i in sorted(by_id)] == [2, 1, 3, 0]
+    assert [by_id[i].label for i in sorted(by_id)] == ["neutral", "happiness", "sadness", "anger"]
     utterance = by_id["Ses05M_script01_1b_F003"]
-    assert (utterance.session, utterance.speaker, utterance.gender) == (5, "Ses05_F", "F")
-    assert utterance.words == ("hello", "there") and utterance.word_spans == ((25, 61), (80, 120))
-    assert utterance.transcript == "Hello there."
-    assert utterance.wav_path.endswith(os.path.join("Session5", "sentences", "wav", "Ses05M_script01_1b",
-                                                    "Ses05M_script01_1b_F003.wav"))
+    assert (utterance.speaker, utterance.group) == ("Ses05_F", "Ses05_F")
+    assert utterance.words == ("hello", "there") and utterance.spans == ((0.25, 0.61), (0.8, 1.2))
+    assert alignments.frame_spans([alignments.Word(w, *s) for w, s in zip(utterance.words, utterance.spans)])[1] \
+        == ((25, 61), (80, 120))
+    assert utterance.audio.endswith(os.path.join("Session5", "sentences", "wav", "Ses05M_script01_1b",
+                                                 "Ses05M_script01_1b_F003.wav"))
+    assert corpus.classes == ("anger", "happiness", "neutral", "sadness") and len(corpus.folds) == 10
+    assert corpus.folds[3].splits == {"train": ("Ses01_F", "Ses01_M", "Ses03_F", "Ses03_M", "Ses04_F", "Ses04_M",
+                                                "Ses05_F", "Ses05_M"),
+                                      "validation": ("Ses02_M",), "test": ("Ses02_F",)}
+    assert corpus.folds[0].splits["validation"] == ("Ses01_F",) and corpus.folds[0].splits["test"] == ("Ses01_M",)
     unreadable = os.path.join(iemocap_root, "Session3", "dialog", "EmoEvaluation", "Ses03M_impro05a.txt")
     assert corpus.skipped == {
         "other label": ["Ses01F_impro01_F001"],
@@ -144,12 +151,23 @@ def test_reader_keeps_the_four_classes_and_skips_with_reasons(iemocap_root, capl
 
 
 def test_count_table_is_the_table_1_view(iemocap_root):
-    table = count_table(read_iemocap(iemocap_root)).splitlines()
+    corpus = read_iemocap(iemocap_root)
+    table = count_table(corpus).splitlines()
     assert table[0].split() == ["speaker", "utterances", "anger", "happiness", "neutral", "sadness"]
     rows = {line.split()[0]: line.split()[1:] for line in table[2:]}
     assert rows["Ses01_F"] == ["1", "0", "0", "1", "0"]
     assert rows["Ses05_M"] == ["1", "1", "0", "0", "0"]
     assert rows["total"] == ["4", "1", "1", "1", "1"]
+
+
+def test_other_classes_can_be_chosen_by_name_or_code(iemocap_root):
+    corpus = read_iemocap(iemocap_root, classes=["sad", "neutral", "frustration"])
+    assert corpus.classes == ("sadness", "neutral", "frustration")
+    assert sorted(u.label for u in corpus) == ["frustration", "neutral", "sadness"]
+    assert corpus.skipped["other label"] == ["Ses01F_impro01_M001", "Ses03M_impro05a_F000",
+                                             "Ses05M_script01_1b_M004"]
+    with pytest.raises(ValueError, match="--classes: 'joy' is not a class of IEMOCAP"):
+        read_iemocap(iemocap_root, classes=["joy"])
 
 
 def test_reader_refuses_a_folder_without_sessions(tmp_path):

@@ -83,10 +83,14 @@ def test_eligibility_rules():
     similar = multiview.negative_eligibility("similar")
     # anger <-> happiness, neutral <-> sadness
     np.testing.assert_array_equal(similar, [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]])
-    custom = multiview.negative_eligibility("similar", [("anger", "sadness"), ("anger", "neutral")])
+    custom = multiview.negative_eligibility("similar", multiview.CLASS_NAMES,
+                                            [("anger", "sadness"), ("anger", "neutral"), ("happiness", "neutral")])
     np.testing.assert_array_equal(custom[0], [0, 0, 1, 1])
-    with pytest.raises(ValueError, match="unknown class 'joy'"):
-        multiview.negative_eligibility("similar", [("anger", "joy")])
+    # Other classes: the pairs among them; a class without a similar one is refused, naming it.
+    crema = ("anger", "disgust", "fear", "happiness", "neutral", "sadness")
+    with pytest.raises(ValueError, match=r"--negatives similar: disgust, fear has no acoustically similar class"):
+        multiview.negative_eligibility("similar", crema)
+    np.testing.assert_array_equal(multiview.negative_eligibility("random", crema), ~np.eye(6, dtype=bool))
     with pytest.raises(ValueError, match="negative rule must be one of"):
         multiview.negative_eligibility("hardest")
 

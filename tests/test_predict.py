@@ -17,8 +17,7 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from emokeras import data, export
-from emokeras.corpus.iemocap import read_wdseg
+from emokeras import alignments, data, export
 from emokeras.labels import CLASS_NAMES
 from emokeras.predict import format_json, format_table
 from emokeras.recognizer import (
@@ -247,7 +246,7 @@ def test_multimodal_model_reads_wdseg_or_json_transcripts(exported, prepared_exa
                                atol=1e-6)
 
     # The same timings as JSON, in seconds, found through --transcripts.
-    words, spans = read_wdseg(wdseg_of(source))
+    words, spans = alignments.frame_spans(alignments.read_wdseg(wdseg_of(source)))
     transcripts = tmp_path / "transcripts"
     transcripts.mkdir()
     entries = [{"word": "<sil>", "start": 0.0, "end": spans[0][0] / 100}] if spans[0][0] > 0 else []
@@ -262,10 +261,10 @@ def test_multimodal_model_reads_wdseg_or_json_transcripts(exported, prepared_exa
 def test_bad_json_transcript_names_the_file_and_word(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"words": [{"word": "oh", "start": 0.5, "end": 0.2}]}))
-    with pytest.raises(PredictionError, match=r"bad.json: word 0 \('oh'\) ends at 0.2 s"):
+    with pytest.raises(PredictionError, match=r"bad.json:words\[0\]: 'oh' ends at 0.2 s"):
         read_transcript(str(path))
     path.write_text("[1, 2]")
-    with pytest.raises(PredictionError, match="bad.json: not a transcript"):
+    with pytest.raises(PredictionError, match=r"bad.json: neither WhisperX's"):
         read_transcript(str(path))
 
 

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from emokeras import data, tfrecords
-from emokeras.corpus import demo, read_iemocap
+from emokeras.corpus import demo
+from emokeras.corpus.iemocap import parse_utterance_id, read_iemocap
 from emokeras.features.acoustic import FeatureError
 from emokeras.files import OutputError
 from emokeras.preparation import NO_WORD_READ, fit_word_spans, prepare_corpus
@@ -29,11 +30,8 @@ def test_fit_word_spans_clips_small_overruns_and_refuses_large_ones():
 
 
 def _wdseg_path(utterance):
-    """Session<k>/sentences/wav/<dialog>/<id>.wav -> Session<k>/sentences/ForcedAlignment/<dialog>/<id>.wdseg"""
-    dialog_dir = os.path.dirname(utterance.wav_path)
-    sentences_dir = os.path.dirname(os.path.dirname(dialog_dir))
-    return os.path.join(sentences_dir, "ForcedAlignment", os.path.basename(dialog_dir),
-                        utterance.utterance_id + ".wdseg")
+    """Session<k>/sentences/ForcedAlignment/<dialog>/<id>.wdseg: where the reader found its words."""
+    return utterance.alignment
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +46,10 @@ def damaged(tmp_path_factory):
                     NO_WORD_READ], [0, 5, 10, 15, 20, 25])}
     # 8 s of audio whose only word starts at 7.2 s: the models read 7 s, so no word.
     late = victims[NO_WORD_READ]
-    write_wav(late.wav_path, tone(8.0))
+    write_wav(late.audio, tone(8.0))
     with open(_wdseg_path(late), "w") as handle:
         handle.write("\tSFrm\tEFrm\tSegAScr\tWord\n\t 0\t 719\t -1\t<sil>\n\t 720\t 760\t -1\tLATE\n")
-    with open(victims["bad audio"].wav_path, "wb") as handle:
+    with open(victims["bad audio"].audio, "wb") as handle:
         handle.write(b"RIFF....WAVEfmt garbage")
     os.remove(_wdseg_path(victims["no alignment"]))
     with open(_wdseg_path(victims["alignment past audio end"]), "a") as handle:
@@ -59,12 +57,13 @@ def damaged(tmp_path_factory):
     with open(_wdseg_path(victims["no words"]), "w") as handle:
         handle.write("\tSFrm\tEFrm\tSegAScr\tWord\n\t 0\t 40\t -1\t<s>\n\t 41\t 80\t -1\t</s>\n")
     utterance = victims["unknown label"]
-    for path in glob.glob(os.path.join(root, f"Session{utterance.session}", "dialog", "EmoEvaluation", "*.txt")):
+    session = parse_utterance_id(utterance.id)[0]
+    for path in glob.glob(os.path.join(root, f"Session{session}", "dialog", "EmoEvaluation", "*.txt")):
         with open(path) as handle:
             text = handle.read()
-        if utterance.utterance_id in text:
+        if utterance.id in text:
             lines = [re.sub(r"\t(ang|hap|exc|neu|sad)\t", "\tbored\t", line)
-                     if utterance.utterance_id in line else line for line in text.splitlines()]
+                     if utterance.id in line else line for line in text.splitlines()]
             with open(path, "w") as handle:
                 handle.write("\n".join(lines) + "\n")
     data_dir = prepare_corpus(config)
@@ -78,7 +77,7 @@ def test_bad_inputs_are_skipped_counted_and_named_and_the_rest_kept(damaged):
     assert manifest["num_utterances"] == total - len(victims) == 34
     for reason, utterance in victims.items():
         assert manifest["skipped"][reason] == 1, reason
-        assert manifest["skipped_ids"][reason] == [utterance.utterance_id]
+        assert manifest["skipped_ids"][reason] == [utterance.id]
     written = sum(tfrecords.count_examples(path) for path in glob.glob(os.path.join(data_dir, "*.tfrecord")))
     assert written == 34
     assert not glob.glob(os.path.join(os.path.dirname(data_dir), "*.partial"))
@@ -109,7 +108,7 @@ def test_prepare_with_an_elmo_signature_encoder(tmp_path):
     manifest = tfrecords.read_manifest(data_dir)
     assert (manifest["encoder_convention"], manifest["encoder_dimension"]) == ("elmo", 16)
     example = next(data.parsed_split(data_dir, 0, "test").as_numpy_iterator())
-    corpus = {u.utterance_id: u for u in read_iemocap(config.corpus_root())}
+    corpus = {u.id: u for u in read_iemocap(config.corpus_root())}
     words = corpus[example["utterance_id"].decode()].words
     np.testing.assert_allclose(example["word_vectors"], tiny_elmo_expected(words), rtol=1e-5, atol=1e-6)
 
@@ -128,7 +127,9 @@ def test_command_line_prepares_and_reports(tmp_path):
     assert lines[-3].split() == ["total", "40", "10", "10", "10", "10"]
     assert os.path.isfile(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json")
     with open(tmp_path / "tfrecords" / "demo" / "char-ngram-256" / "manifest.json") as handle:
-        assert json.load(handle)["counts"]["3"] == {"anger": 2, "happiness": 2, "neutral": 2, "sadness": 2}
+        manifest = json.load(handle)
+    assert manifest["counts"]["Ses03_F"] == {"anger": 1, "happiness": 1, "neutral": 1, "sadness": 1}
+    assert manifest["shards"]["session-3-00000.tfrecord"] == ["Ses03_F", "Ses03_M"]
 
 
 def test_command_line_errors_are_clear(tmp_path):

@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from emokeras import data, tfrecords
 from emokeras.config import DataConfig
-from emokeras.data import Fold
 
 
 def test_example_round_trip(tmp_path):
@@ -18,21 +17,46 @@ def test_example_round_trip(tmp_path):
     vectors = rng.standard_normal((2, 5)).astype(np.float32)
     path = str(tmp_path / "x.tfrecord")
     with tfrecords.ShardWriter(path) as writer:
-        writer.write(tfrecords.serialize_example("Ses01F_impro01_M003", 1, "Ses01_M", 3, frames,
+        writer.write(tfrecords.serialize_example("Ses01F_impro01_M003", "Train", "Ses01_M", 3, frames,
                                                  ["oh", "no"], [(0, 3), (4, 7)], vectors))
     [example] = list(tf.data.TFRecordDataset(path).map(lambda s: tfrecords.decode_example(s, 130, 5)))
     assert example["utterance_id"].numpy() == b"Ses01F_impro01_M003"
     assert example["speaker"].numpy() == b"Ses01_M"
-    assert (example["session"].numpy(), example["label"].numpy()) == (1, 3)
+    assert (example["group"].numpy(), example["label"].numpy()) == (b"Train", 3)
     np.testing.assert_array_equal(example["frames"].numpy(), frames)
     np.testing.assert_array_equal(example["word_vectors"].numpy(), vectors)
     np.testing.assert_array_equal(example["word_spans"].numpy(), [[0, 3], [4, 7]])
     assert example["words"].numpy().tolist() == [b"oh", b"no"]
 
 
+def test_a_schema_1_folder_is_read_as_iemocaps(tmp_path):
+    """Folders prepared before other corpora: examples without a group (theirs is their speaker), and a manifest
+    without classes or folds (IEMOCAP's)."""
+    def feature(values, kind):
+        return tf.train.Feature(**{kind: (tf.train.Int64List if kind == "int64_list" else
+                                          tf.train.BytesList)(value=values)})
+
+    old = tf.train.Example(features=tf.train.Features(feature={
+        "utterance_id": feature([b"Ses01F_impro01_M003"], "bytes_list"), "session": feature([1], "int64_list"),
+        "label": feature([2], "int64_list"), "speaker": feature([b"Ses01_M"], "bytes_list"),
+        "frames": feature([np.zeros((2, 130), np.float32).tobytes()], "bytes_list"),
+        "num_frames": feature([2], "int64_list"), "num_words": feature([1], "int64_list"),
+        "words": feature([b"oh"], "bytes_list"), "word_spans": feature([0, 2], "int64_list"),
+        "word_vectors": feature([np.zeros((1, 4), np.float32).tobytes()], "bytes_list")}))
+    example = tfrecords.decode_example(old.SerializeToString(), 130, 4)
+    assert example["group"].numpy() == b"Ses01_M"
+    with open(tmp_path / "manifest.json", "w") as handle:
+        json.dump({"schema_version": 1, "corpus": "iemocap", "counts": {str(s): {} for s in range(1, 6)}}, handle)
+    manifest = tfrecords.read_manifest(str(tmp_path))
+    assert manifest["classes"] == ["anger", "happiness", "neutral", "sadness"] and len(manifest["folds"]) == 10
+    assert manifest["shards"]["session-2-00000.tfrecord"] == ["Ses02_F", "Ses02_M"]
+    assert manifest["has_timings"] and manifest["options"] == {}
+
+
 def test_serialize_refuses_disagreeing_word_counts():
     with pytest.raises(ValueError, match=r"u1: 2 words, 1 spans and 2 word vectors"):
-        tfrecords.serialize_example("u1", 1, "Ses01_F", 0, np.zeros((3, 130)), ["a", "b"], [(0, 1)], np.zeros((2, 4)))
+        tfrecords.serialize_example("u1", "g", "Ses01_F", 0, np.zeros((3, 130)), ["a", "b"], [(0, 1)],
+                                    np.zeros((2, 4)))
 
 
 def test_shard_writer_leaves_nothing_when_interrupted(tmp_path):
@@ -45,18 +69,23 @@ def test_shard_writer_leaves_nothing_when_interrupted(tmp_path):
 
 
 def test_fold_rule():
-    assert Fold.of(3) == Fold(3, 2, (1, 3, 4, 5), "Ses02_M", "Ses02_F")
-    assert Fold.of(0).validation_speaker == "Ses01_F" and Fold.of(0).test_speaker == "Ses01_M"
+    from emokeras.corpus.iemocap import session_folds
+
+    manifest = {"corpus": "demo", "folds": [fold.to_json() for fold in session_folds()]}
+    assert data.fold_of(manifest, 3).splits == {
+        "train": ("Ses01_F", "Ses01_M", "Ses03_F", "Ses03_M", "Ses04_F", "Ses04_M", "Ses05_F", "Ses05_M"),
+        "validation": ("Ses02_M",), "test": ("Ses02_F",)}
+    fold = data.fold_of(manifest, 0)
+    assert fold.splits["validation"] == ("Ses01_F",) and fold.splits["test"] == ("Ses01_M",)
     speakers = {f"Ses{s:02d}_{g}" for s in range(1, 6) for g in "FM"}
-    tests = [Fold.of(f).test_speaker for f in range(10)]
+    tests = [data.fold_of(manifest, f).splits["test"][0] for f in range(10)]
     assert sorted(tests) == sorted(speakers)  # each speaker is test in exactly one fold
     for f in range(10):
-        fold = Fold.of(f)
-        train = {f"Ses{s:02d}_{g}" for s in fold.train_sessions for g in "FM"}
-        splits = [train, {fold.validation_speaker}, {fold.test_speaker}]
+        splits = [set(groups) for groups in data.fold_of(manifest, f).splits.values()]
         assert sum(len(s) for s in splits) == len(set().union(*splits)) == 10  # no speaker in two splits
-    with pytest.raises(ValueError, match="fold must be 0..9"):
-        Fold.of(10)
+    with pytest.raises(ValueError, match=r"--fold 10: this corpus \(demo\) has folds 0-9"):
+        data.fold_of(manifest, 10)
+    assert data.evaluated_splits(manifest, 3) == ("validation", "test")
 
 
 def test_parse_truncates_frames_and_words_and_clips_spans():
@@ -93,7 +122,7 @@ def _collect(dataset):
 
 def test_splits_follow_the_fold_rule(demo_data):
     ids = {split: _collect(data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True))[0]
-           for split in data.SPLITS}
+           for split in ("train", "validation", "test")}
     assert {len(v) for v in ids.values()} == {320, 40}
     assert len(ids["train"]) == 320
     assert all(i.startswith(b"Ses02") and i.split(b"_")[-1][:1] == b"M" for i in ids["validation"])

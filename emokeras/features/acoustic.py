@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import queue
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ MIN_SAMPLES = int(0.06 * SAMPLE_RATE)
 SILENCE = 1.0 / 32768
 
 _smile = None  # one per worker process
+AHEAD = 16  # items per worker extracted ahead of the caller: bounded memory, and the workers never wait
 LEVELS = "lld;lld_de"  # ComParE_2016's LowLevelDescriptors and LowLevelDescriptors_Deltas levels
 
 
@@ -301,31 +301,38 @@ def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = 
 
     Each item of `paths` is a path, or `(path, start, end)` for its `[start,
     end)` seconds. Yields `(item, frames, None)`, or `(item, None, message)` for one that
-    could not give features; one bad file never stops the rest. With
-    `progress`, a line on stderr shows files done, rate and time left.
+    could not give features; one bad file never stops the rest. Workers run at most `AHEAD` items per worker
+    ahead of the caller, so memory does not grow with the number of items however slowly the caller takes
+    them. With `progress`, a line on stderr shows files done, rate and time left.
     """
     paths = list(paths)
     if not paths:
         return
-    pending = queue.Queue()
-    for index in range(len(paths)):
-        pending.put(index)
     results: dict[int, tuple] = {}
     ready = threading.Condition()
+    window = AHEAD * max(1, workers)
+    state = {"next": 0, "consumed": 0, "stopping": False}
     pool = [_Worker() for _ in range(max(1, min(workers, len(paths))))]
+
+    def take():
+        """The next item's index for a feeder, once the caller is close enough behind; None when done."""
+        with ready:
+            while (not state["stopping"] and state["next"] < len(paths)
+                   and state["next"] >= state["consumed"] + window):
+                ready.wait()
+            if state["stopping"] or state["next"] >= len(paths):
+                return None
+            state["next"] += 1
+            return state["next"] - 1
 
     def report(index, result):
         with ready:
             results[index] = result
-            ready.notify()
+            ready.notify_all()
 
     def feed(worker):
         try:
-            while True:
-                try:
-                    index = pending.get_nowait()
-                except queue.Empty:
-                    return
+            while (index := take()) is not None:
                 try:
                     report(index, worker.call("frames", paths[index]))
                 except Exception as error:  # any failure is this file's to report, not the end of the thread
@@ -357,6 +364,8 @@ def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = 
                     pass
                 frames, error = results.pop(done - 1, (None, f"{request_name(paths[done - 1])}: no openSMILE worker "
                                                              "is left to extract it"))
+                state["consumed"] = done
+                ready.notify_all()
             if progress and (done == len(paths) or done % step == 0):
                 rate = done / max(time.monotonic() - started, 1e-9)
                 print(f"{carriage}{label}: {done}/{len(paths)} files, {rate:.1f} files/s, "
@@ -364,11 +373,9 @@ def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = 
                       file=sys.stderr, flush=True)
             yield paths[done - 1], frames, error
     finally:
-        while not pending.empty():  # a caller that stops early: let the threads finish
-            try:
-                pending.get_nowait()
-            except queue.Empty:
-                break
+        with ready:  # a caller that stops early: the feeders take nothing more
+            state["stopping"] = True
+            ready.notify_all()
         for thread in threads:
             thread.join()
         for worker in pool:

@@ -46,8 +46,8 @@ _EXPORTS = {
     "cross_validate": "emokeras.cross_validation",
     "search_hyperparameters": "emokeras.tuning",
     # Deployment
-    "export_saved_model": "emokeras.export",
-    "Recognizer": "emokeras.recognizer",
+    "export_saved_model": "emokeras.serving.export",
+    "Recognizer": "emokeras.serving.recognizer",
     "CLASS_NAMES": "emokeras.labels",
 }
 

@@ -382,3 +382,28 @@ def frame_spans(words: list[Word]) -> tuple[tuple[str, ...], tuple[tuple[int, in
         start, end = span
         spans.append((start, max(end, start + 1)))
     return tuple(word.text for word in words), tuple(spans)
+
+
+# An alignment may run past the last openSMILE frame by up to one analysis window plus rounding (the last 60 ms
+# window ends at the audio's end); further than this, the alignment does not belong to the audio.
+TOLERANCE_FRAMES = 10
+
+
+def fit_to_frames(name: str, words, spans, num_frames: int, tolerance: int = TOLERANCE_FRAMES):
+    """Fits word spans to the frames openSMILE produced.
+
+    Spans ending up to `tolerance` frames past the last frame are clipped to
+    it (words then starting at or past it are dropped); an alignment reaching
+    further is for other audio.
+
+    Raises:
+      AlignmentError: the alignment runs past the audio's end, or no word is left; naming `name`.
+    """
+    last_end = max(end for _, end in spans)
+    if last_end > num_frames + tolerance:
+        raise AlignmentError(f"{name}: alignment ends at frame {last_end}, past the audio's end "
+                             f"({num_frames} frames)")
+    kept = [(word, (start, min(end, num_frames))) for word, (start, end) in zip(words, spans) if start < num_frames]
+    if not kept:
+        raise AlignmentError(f"{name}: no aligned word lies inside the audio's {num_frames} frames")
+    return [word for word, _ in kept], [span for _, span in kept]

@@ -110,22 +110,56 @@ def show_library_log() -> None:
     logger._shown_by_command = True
 
 
-def run_command(main, define_command_flags) -> None:
+HELP_FLAGS = ("--help", "-help", "-h", "-?", "--helpshort", "--helpfull")
+INTERRUPTED = 130  # 128 + SIGINT: a shell's status for a command stopped by Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE: a command whose reader went away, as Unix tools end
+
+
+def one_line(error: BaseException) -> str:
+    """An error's text on one line (a multi-line message joined by " / ")."""
+    return " / ".join(part.strip() for part in str(error).splitlines() if part.strip()) or type(error).__name__
+
+
+def run_command(main, define_command_flags, resumable: bool = False) -> None:
     """Defines the command's flags and runs `main(argv)` under absl.
 
     TensorFlow's C++ INFO lines and absl's INFO logging are turned off first: they would drown the command's own
-    report. A user's error (`USER_ERRORS`) is logged as one line naming the problem, and the exit status is 1;
-    `main` returns its own status otherwise (None is 0).
+    report. How a command ends:
+
+    - a user's error (`USER_ERRORS`): one line naming the problem, exit status 1;
+    - Ctrl-C: one line, exit status 130 (with `resumable`, saying that the same command resumes);
+    - a reader that went away (`... | head`): quietly, exit status 141, as Unix tools end;
+    - `--help`: the usage on standard output, exit status 0;
+    - otherwise `main`'s own status (None is 0).
+
+    Args:
+      resumable: the command picks up where it stopped when run again (train, crossval, tune, prepare).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        os.fstat(1)
+    except OSError:  # standard output closed: hold its descriptor, so no file opened later takes its place
+        os.open(os.devnull, os.O_WRONLY)
+
     def guarded(argv):
         try:
             return main(argv)
         except USER_ERRORS as error:
-            logger.error("%s", error)
+            logger.error("%s", one_line(error))
             sys.exit(1)
+        except KeyboardInterrupt:
+            logger.error("interrupted%s", "; run the same command again to resume where it stopped" if resumable
+                         else "")
+            sys.exit(INTERRUPTED)
+        except BrokenPipeError:
+            # The rest of the output has nowhere to go; Python's own flush at exit must not complain either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            sys.exit(BROKEN_PIPE)
 
     define_command_flags()
+    asked = [arg for arg in sys.argv[1:] if arg in HELP_FLAGS]
+    if asked:  # absl's own --help ends with status 1
+        app.usage(shorthelp=asked[0] != "--helpfull", writeto_stdout=True, exitcode=0)
     absl_logging.set_verbosity(absl_logging.WARNING)
     show_library_log()
     app.run(guarded)

@@ -11,7 +11,7 @@ The run folder `<output>/<experiment>/fold-<k>/` holds:
   results.json       validation and test UA, WA, confusion matrices and split hashes, epochs, time
   state/             while training: the committed state an interrupted run resumes from (`emokeras.checkpoint`)
 
-and the deployable model goes to `<saved_models>/<experiment>/fold-<k>/` (`emokeras.export`).
+and the deployable model goes to `<saved_models>/<experiment>/fold-<k>/` (`emokeras.serving.export`).
 
 A run is identified by its resolved configuration: started again with settings that shape the result differently,
 it is refused, naming each difference (`--overwrite` replaces it, `--output` trains elsewhere). Started again as
@@ -46,11 +46,11 @@ from emokeras.callbacks import (
 )
 from emokeras.checkpoint import BEST, BEST_WEIGHTS, HISTORY, RunCheckpoint, TrainingState
 from emokeras.config import ModelConfig, PrepareConfig, TrainConfig, identity_differences
-from emokeras.export import export_saved_model
 from emokeras.files import exclusive, reported_write_errors, write_json, write_text
 from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
 from emokeras.models import build_model, select_inputs
 from emokeras.preparation import prepare_corpus
+from emokeras.serving.export import export_saved_model
 from emokeras.specs import ACOUSTIC_ONLY, missing_for, model_spec, models_for
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """`python -m emokeras.predict --model saved_models/B-ACO-1/fold-3 a.wav b.wav`: emotions over whole recordings.
 
-A thin command over `emokeras.Recognizer` (emokeras/recognizer.py says how
+A thin command over `emokeras.Recognizer` (emokeras/serving/recognizer.py says how
 recordings are cut, batched and run). Prints one row per segment (file,
 start and end in seconds, the emotion and the four probabilities) and, where
 a file has several segments, one summary row per file (the duration-weighted
@@ -34,7 +34,8 @@ import pandas as pd
 from absl import app, flags
 
 from emokeras.cli import run_command
-from emokeras.recognizer import RUNTIMES, SEGMENTATIONS, Recognizer, class_columns
+from emokeras.files import OutputError
+from emokeras.serving.recognizer import RUNTIMES, SEGMENTATIONS, Recognizer, class_columns
 
 FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
@@ -57,7 +58,8 @@ def format_table(answers: pd.DataFrame) -> str:
     for (path, start, end), row in answers.iterrows():
         where = f"{path:<{width}}  {_seconds(start):>8}  {_seconds(end):>8}"
         if isinstance(row.get("error"), str):
-            lines.append(f"{where}  error: {row['error'].removeprefix(f'{path}: ')}")  # the file column names it
+            error = " / ".join(part.strip() for part in row["error"].splitlines() if part.strip())  # one row
+            lines.append(f"{where}  error: {error.removeprefix(f'{path}: ')}")  # the file column names it
         else:
             lines.append(f"{where}  {row['emotion']:<9}  " + "  ".join(f"{row[name]:>9.4f}" for name in names))
     summary = Recognizer.summarize(answers)
@@ -107,21 +109,39 @@ def format_json(answers: pd.DataFrame) -> str:
     return json.dumps(listed, indent=2) + "\n"
 
 
+def _write(text: str) -> None:
+    """Writes the answers to standard output.
+
+    Raises:
+      BrokenPipeError: the reader has gone (the caller ends quietly, as Unix tools do).
+      OutputError: standard output cannot take them (a full disk), in one line.
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
+
+
 def main(argv):
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more wav files: python -m emokeras.predict --model DIR a.wav b.wav")
-    recognizer = Recognizer.load(FLAGS.model, runtime=FLAGS.runtime, segmentation=FLAGS.segmentation,
-                                 window_seconds=FLAGS.window_seconds, hop_seconds=FLAGS.hop_seconds,
-                                 batch_size=FLAGS.batch_size, workers=FLAGS.workers,
-                                 transcripts_dir=FLAGS.transcripts)
-    answers = recognizer.predict_files(paths)
+    if sys.stdout is None:
+        raise OutputError("standard output is closed: nowhere to write the answers")
+    with Recognizer.load(FLAGS.model, runtime=FLAGS.runtime, segmentation=FLAGS.segmentation,
+                         window_seconds=FLAGS.window_seconds, hop_seconds=FLAGS.hop_seconds,
+                         batch_size=FLAGS.batch_size, workers=FLAGS.workers,
+                         transcripts_dir=FLAGS.transcripts) as recognizer:
+        answers = recognizer.predict_files(paths)
     if FLAGS.format == "json":
-        sys.stdout.write(format_json(answers))
+        _write(format_json(answers))
     elif FLAGS.format == "csv":
-        sys.stdout.write(answers.to_csv())
+        _write(answers.to_csv())
     else:
-        sys.stdout.write(format_table(answers))
+        _write(format_table(answers))
     failed = Recognizer.summarize(answers)["emotion"].isna()
     if failed.any():
         print(f"{int(failed.sum())} of {len(failed)} files could not be answered", file=sys.stderr)
@@ -144,7 +164,8 @@ def define_flags():
                        lower_bound=0.01)
     flags.DEFINE_integer("batch_size", 32, "Segments per model call (batched by length; answers do not change).",
                          lower_bound=1)
-    flags.DEFINE_integer("workers", 2, "openSMILE worker processes (SavedModel runtime).", lower_bound=1)
+    flags.DEFINE_integer("workers", 1, "openSMILE worker processes; with 1 on the ONNX runtime, openSMILE runs in "
+                         "this process.", lower_bound=1)
 
 
 if __name__ == "__main__":

@@ -39,34 +39,10 @@ logger = logging.getLogger(__name__)
 # and no word to read, and an LSTM given an empty row fails on a GPU.
 MAX_FRAMES = DataConfig.max_frames
 NO_WORD_READ = f"no word in the first {MAX_FRAMES} frames"
-# An alignment may run past the last openSMILE frame by up to one analysis
-# window plus rounding (the last 60 ms window ends at the audio's end);
-# further than this, the alignment does not belong to the audio.
-ALIGNMENT_TOLERANCE_FRAMES = 10
 # Examples per shard file: a large group (MSP-Podcast's Train) is written as several files.
 SHARD_SIZE = 5000
 # Utterances whose words are encoded together (and whose frames are held at once while they are).
 ENCODE_BATCH = 64
-
-
-def fit_word_spans(utterance_id, words, spans, num_frames, tolerance=ALIGNMENT_TOLERANCE_FRAMES):
-    """Fits word spans to the frames openSMILE produced.
-
-    Spans ending up to `tolerance` frames past the last frame are clipped to
-    it (words then starting at or past it are dropped); an alignment reaching
-    further is for other audio.
-
-    Raises:
-      FeatureError: the alignment runs past the audio's end, or no word is left.
-    """
-    last_end = max(end for _, end in spans)
-    if last_end > num_frames + tolerance:
-        raise FeatureError(f"{utterance_id}: alignment ends at frame {last_end}, past the audio's end "
-                           f"({num_frames} frames)")
-    kept = [(word, (start, min(end, num_frames))) for word, (start, end) in zip(words, spans) if start < num_frames]
-    if not kept:
-        raise FeatureError(f"{utterance_id}: no aligned word lies inside the audio's {num_frames} frames")
-    return [word for word, _ in kept], [span for _, span in kept]
 
 
 def _manifest_identity(config: PrepareConfig, corpus_root: str) -> dict:
@@ -105,8 +81,8 @@ def word_inputs(utterance, num_frames: int, timed: bool):
     words, spans = alignments.frame_spans(timed_words)
     where = utterance.alignment or utterance.id
     try:
-        return fit_word_spans(utterance.id, list(words), list(spans), num_frames)
-    except FeatureError as error:
+        return alignments.fit_to_frames(utterance.id, list(words), list(spans), num_frames)
+    except alignments.AlignmentError as error:
         raise FeatureError(f"{error} ({where})") from None
 
 

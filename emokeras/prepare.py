@@ -23,4 +23,4 @@ def define_flags():
 
 
 if __name__ == "__main__":
-    cli.run_command(main, define_flags)
+    cli.run_command(main, define_flags, resumable=True)

@@ -6,7 +6,7 @@ Layer names are a contract the rest of emokeras reads (`emokeras.models`, multi-
 multi-view learning compares across views; the second outputs of `CONTEXT_ATTENTION` and
 `GATED_MULTIMODAL_UNIT` are the attention weights and the GMU gate.
 
-An exported model folder's layout is a contract too: `emokeras.export` writes it, and the recogniser, which must
+An exported model folder's layout is a contract too: `emokeras.serving.export` writes it, and the recogniser, which must
 not load TensorFlow on its ONNX path, reads it (`SIGNATURE`, `METADATA`, `ONNX_MODEL`).
 """
 

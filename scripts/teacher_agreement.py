@@ -21,7 +21,7 @@ def predict(model_dir, batches):
     """Class probabilities and labels of an exported model over `batches`."""
     import tensorflow as tf
 
-    from emokeras.export import METADATA, load_serving
+    from emokeras.serving.export import METADATA, load_serving
 
     serve = load_serving(model_dir)
     with open(os.path.join(model_dir, METADATA), encoding="utf-8") as f:

@@ -18,8 +18,8 @@ from emokeras.features import acoustic as acoustic_module
 from emokeras.features.acoustic import (
     NUM_FEATURES,
     FeatureError,
+    Worker,
     _extractor,
-    _Worker,
     extract_frames_parallel,
     frames_from_table,
     names_in_worker,
@@ -90,7 +90,7 @@ def test_other_rates_and_channels_are_resampled_and_mixed_down(extracted):
 
 def test_bad_audio_gets_a_clear_error_naming_the_file_and_the_rest_are_kept(extracted):
     assert extracted["corrupt"][0] is None
-    assert "corrupt.wav: unreadable audio" in extracted["corrupt"][1]
+    assert "corrupt.wav: not an audio file soundfile can read" in extracted["corrupt"][1]
     assert extracted["telephone"][0] is None
     assert "telephone.wav: sample rate 8000 Hz is below 16000 Hz" in extracted["telephone"][1]
     assert extracted["click"][0] is None
@@ -116,14 +116,14 @@ def test_any_worker_failure_is_reported_and_nothing_waits_for_ever(tmp_path, mon
     waited for ever. Now that file gets the error, a new worker takes the rest."""
     for name in ("a", "b", "c"):
         write_wav(tmp_path / f"{name}.wav", tone(0.5))
-    real_call = _Worker.call
+    real_call = Worker.call
 
     def call(self, kind, argument):
         if argument.endswith("b.wav"):
             raise pickle.UnpicklingError("pickle data was truncated")
         return real_call(self, kind, argument)
 
-    monkeypatch.setattr(_Worker, "call", call)
+    monkeypatch.setattr(Worker, "call", call)
     results = []
     reader = threading.Thread(target=lambda: results.extend(extract_frames_parallel(
         [str(tmp_path / f"{name}.wav") for name in ("a", "b", "c")], workers=1, progress=False)))
@@ -149,7 +149,7 @@ def test_a_feeder_that_dies_without_an_answer_is_not_waited_for(tmp_path, monkey
     def request_name(request):
         raise TypeError("cannot name it")
 
-    monkeypatch.setattr(_Worker, "call", call)
+    monkeypatch.setattr(Worker, "call", call)
     monkeypatch.setattr(acoustic_module, "request_name", request_name)
     raised = []
 
@@ -263,7 +263,7 @@ def test_extraction_works_in_a_fresh_process_that_imported_tensorflow_first(tmp_
 
 def test_a_dead_worker_is_reported_not_waited_for(tmp_path):
     write_wav(tmp_path / "a.wav", tone(0.5))
-    worker = _Worker()
+    worker = Worker()
     try:
         worker._process.kill()
         worker._process.wait()

@@ -147,7 +147,7 @@ def test_ravdess_is_resampled_from_48_khz(tmp_path_factory):
 def test_a_manifest_corpus_from_prepare_to_predict(tmp_path_factory):
     """TextGrid, CTM and WhisperX timings → prepare → H-MM-4 for one epoch → export → predict, answering with the
     corpus's own class names."""
-    from emokeras.recognizer import Recognizer
+    from emokeras.serving.recognizer import Recognizer
 
     csv_path = write_manifest_corpus(tmp_path_factory.mktemp("own"))
     data_dir = prepared(tmp_path_factory, "manifest", csv_path)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import export, models
+from emokeras import models
 from emokeras.config import ModelConfig
+from emokeras.serving import export
 from emokeras.specs import model_spec
 
 from cudnn_testing import MASK_ERROR, cudnn_branch, lstm_layers

@@ -17,17 +17,13 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from emokeras import alignments, data, export
+from emokeras import alignments, data
 from emokeras.labels import CLASS_NAMES
 from emokeras.predict import format_json, format_table
-from emokeras.recognizer import (
-    OnnxRunner,
-    PredictionError,
-    Recognizer,
-    SavedModelRunner,
-    read_metadata,
-    read_transcript,
-)
+from emokeras.serving import export
+from emokeras.serving.inputs import TranscriptError, read_transcript
+from emokeras.serving.recognizer import PredictionError, Recognizer
+from emokeras.serving.runtimes import OnnxRuntime, SavedModelRuntime, read_metadata
 
 from conftest import tone
 
@@ -102,7 +98,7 @@ def test_acoustic_model_answers_from_audio_alone_and_reports_bad_files(exported,
         assert row["emotion"].iloc[0] == CLASS_NAMES[int(np.argmax(expected))]
         assert pd.isna(row["error"].iloc[0])
     errors = answers["error"].tolist()
-    assert errors[1].startswith(f"{corrupt}: unreadable audio")
+    assert errors[1].startswith(f"{corrupt}: not an audio file soundfile can read")
     assert errors[2] == f"{short}: 30 ms of audio is shorter than one 60 ms analysis window"
     assert errors[3].startswith(f"{narrow}: sample rate 8000 Hz is below 16000 Hz")
     assert np.isnan(probabilities_of(answers)[1:4]).all()
@@ -189,7 +185,7 @@ def test_onnx_export_holds_its_metadata_and_matches_the_saved_model(exported, pr
     for row, features in enumerate(frames):
         batch[row, :len(features)] = features
     inputs = {"frames": batch, "num_frames": lengths}
-    onnx_runner, saved_runner = OnnxRunner(os.path.join(model_dir, "model.onnx")), SavedModelRunner(model_dir)
+    onnx_runner, saved_runner = OnnxRuntime(os.path.join(model_dir, "model.onnx")), SavedModelRuntime(model_dir)
     np.testing.assert_allclose(onnx_runner(inputs), saved_runner(inputs), atol=1e-5)
     one = {"frames": batch[-1:], "num_frames": lengths[-1:]}
     assert lengths[-1] == 700
@@ -261,10 +257,10 @@ def test_multimodal_model_reads_wdseg_or_json_transcripts(exported, prepared_exa
 def test_bad_json_transcript_names_the_file_and_word(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"words": [{"word": "oh", "start": 0.5, "end": 0.2}]}))
-    with pytest.raises(PredictionError, match=r"bad.json:words\[0\]: 'oh' ends at 0.2 s"):
+    with pytest.raises(TranscriptError, match=r"bad.json:words\[0\]: 'oh' ends at 0.2 s"):
         read_transcript(str(path))
     path.write_text("[1, 2]")
-    with pytest.raises(PredictionError, match=r"bad.json: neither WhisperX's"):
+    with pytest.raises(TranscriptError, match=r"bad.json: neither WhisperX's"):
         read_transcript(str(path))
 
 
@@ -303,7 +299,7 @@ def test_command_line_prints_json_and_fails_for_the_bad_file(exported, demo_conf
     assert good_answer["file"] == good and good_answer["emotion"] in good_answer["probabilities"]
     assert abs(sum(good_answer["probabilities"].values()) - 1) < 1e-5
     assert [segment["start"] for segment in good_answer["segments"]] == [0.0]
-    assert bad_answer["error"].startswith(f"{corrupt}: unreadable audio")
+    assert bad_answer["error"].startswith(f"{corrupt}: not an audio file soundfile can read")
     assert folder_answer["error"] == f"{folder}: a folder, not an audio file"
     assert missing_answer["error"] == f"{tmp_path / 'missing.wav'}: no such file"
     assert "3 of 4 files could not be answered" in result.stderr

@@ -12,21 +12,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import data, tfrecords
+from emokeras import alignments, data, tfrecords
 from emokeras.corpus import demo
 from emokeras.corpus.iemocap import parse_utterance_id, read_iemocap
-from emokeras.features.acoustic import FeatureError
 from emokeras.files import OutputError
-from emokeras.preparation import NO_WORD_READ, fit_word_spans, prepare_corpus
+from emokeras.preparation import NO_WORD_READ, prepare_corpus
 
 from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected, tone, write_wav
 
 
-def test_fit_word_spans_clips_small_overruns_and_refuses_large_ones():
-    words, spans = fit_word_spans("u", ["a", "b", "c"], [(0, 10), (12, 96), (96, 99)], 95)
+def test_fitting_spans_clips_small_overruns_and_refuses_large_ones():
+    words, spans = alignments.fit_to_frames("u", ["a", "b", "c"], [(0, 10), (12, 96), (96, 99)], 95)
     assert words == ["a", "b"] and spans == [(0, 10), (12, 95)]
-    with pytest.raises(FeatureError, match=r"u: alignment ends at frame 400, past the audio's end \(95 frames\)"):
-        fit_word_spans("u", ["a"], [(300, 400)], 95)
+    with pytest.raises(alignments.AlignmentError, match=r"u: alignment ends at frame 400, past the audio's end "
+                                                        r"\(95 frames\)"):
+        alignments.fit_to_frames("u", ["a"], [(300, 400)], 95)
 
 
 def _wdseg_path(utterance):

@@ -1,10 +1,10 @@
-"""emokeras.segments: fixed windows and energy-based speech segments, against hand-computed values."""
+"""emokeras.serving.segments: fixed windows and energy-based speech segments, against hand-computed values."""
 
 import numpy as np
 import pytest
 import soundfile
 
-from emokeras import segments
+from emokeras.serving import segments
 
 
 def test_fixed_windows_cover_the_recording_with_full_length_windows():

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import data, experiment, export, models
+from emokeras import data, experiment, models
 from emokeras.config import MultiViewConfig, command_line
 from emokeras.experiment import Experiment, RunMismatch, build_compiled_model, build_multiview_model
 from emokeras.files import FolderInUse, OutputError
+from emokeras.serving import export
 from emokeras.specs import model_spec
 
 from cudnn_testing import lstm_layers

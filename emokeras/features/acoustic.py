@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -22,6 +24,7 @@ from typing import Iterable, Iterator
 import audiofile
 import audresample
 import numpy as np
+import soundfile
 
 import emokeras
 
@@ -57,12 +60,38 @@ def _extractor():
     return _smile
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
 def check_audio_path(path: str) -> None:
-    """Raises FeatureError naming `path` if it is a folder or does not exist, before anything reads its header."""
-    if os.path.isdir(path):
+    """Raises FeatureError naming `path` unless it is a regular file, before anything opens it: opening a FIFO
+    without a writer blocks for ever, and a device is not audio."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise FeatureError(f"{path}: no such file") from None
+    except OSError as error:
+        raise FeatureError(f"{path}: cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(status.st_mode):
         raise FeatureError(f"{path}: a folder, not an audio file")
-    if not os.path.exists(path):
-        raise FeatureError(f"{path}: no such file")
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(status.st_mode)), "not a regular file")
+        raise FeatureError(f"{path}: not an audio file ({kind}); give a regular file")
+
+
+def audio_info(path: str):
+    """soundfile's view of a regular file's header.
+
+    Raises:
+      FeatureError: `path` is not a regular file, or not audio soundfile reads (WAV, FLAC, OGG, MP3, ...).
+    """
+    check_audio_path(path)
+    try:
+        return soundfile.info(path)
+    except Exception as error:  # soundfile raises several types for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise FeatureError(f"{path}: not an audio file soundfile can read ({reason})") from None
 
 
 def read_audio(path: str, start: float | None = None, end: float | None = None) -> np.ndarray:
@@ -90,7 +119,7 @@ def read_audio(path: str, start: float | None = None, end: float | None = None) 
       FeatureError: a missing path or a folder, unreadable, empty, non-finite, over-range, silent, too short or
         under-sampled audio. For a segment, the message names it: `a.wav [7.00 s, 14.00 s): ...`.
     """
-    check_audio_path(path)
+    audio_info(path)  # a file soundfile cannot read is not audio: never handed to audiofile's external tools
     name = request_name(path if start is None and end is None else (path, start, end))
     offset = start or None
     duration = None if end is None else end - (start or 0.0)
@@ -104,7 +133,8 @@ def read_audio(path: str, start: float | None = None, end: float | None = None) 
 def prepared_signal(signal: np.ndarray, rate: int, name: str = "<signal>") -> np.ndarray:
     """Checks samples `[channels, samples]` (or `[samples]`) at `rate` Hz; returns mono float32 at 16 kHz.
 
-    The checks and conversions of `read_audio`, for a signal already in memory.
+    The checks and conversions of `read_audio`, for a signal already in memory. Silence is judged on what the
+    model hears: after the channels are mixed (two channels in antiphase mix to nothing) and the rate converted.
 
     Raises:
       FeatureError: naming `name` and the problem.
@@ -120,15 +150,17 @@ def prepared_signal(signal: np.ndarray, rate: int, name: str = "<signal>") -> np
     if peak > 1.0:
         raise FeatureError(f"{name}: samples reach {peak:.4g}, beyond the [-1, 1] of audio samples; rescale the "
                            "file (emokeras does not clip it: that would change its energy and spectrum)")
-    if peak < SILENCE:
-        raise FeatureError(f"{name}: all silence (no sample above -90 dBFS)")
-    signal = signal.mean(axis=0, keepdims=True) if signal.shape[0] > 1 else signal
+    channels = signal.shape[0]
+    signal = signal.mean(axis=0, keepdims=True) if channels > 1 else signal
     if rate < SAMPLE_RATE:
         raise FeatureError(f"{name}: sample rate {rate} Hz is below {SAMPLE_RATE} Hz; "
                            "ComParE features need 16 kHz audio")
     if rate != SAMPLE_RATE:
         signal = audresample.resample(signal, rate, SAMPLE_RATE)
     signal = signal[0]
+    if float(np.abs(signal).max(initial=0.0)) < SILENCE:
+        raise FeatureError(f"{name}: all silence {'once its channels are mixed ' if channels > 1 else ''}"
+                           "(no sample above -90 dBFS)")
     if signal.shape[0] < MIN_SAMPLES:
         raise FeatureError(f"{name}: {1000 * signal.shape[0] / SAMPLE_RATE:.0f} ms of audio is shorter "
                            f"than one 60 ms analysis window")
@@ -218,8 +250,10 @@ def _serve() -> None:
     Requests are `("frames", path or (path, start, end))`, `("signal", (samples, name))` or
     `("names", None)`. The protocol gets its
     own copy of stdout, and fd 1 is pointed at stderr, so nothing a library
-    prints can corrupt the stream.
+    prints can corrupt the stream. Ctrl-C is its parent's to handle: the worker ignores it and ends when its
+    requests end.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.filterwarnings("ignore", message="Segment too short")
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -239,7 +273,7 @@ def _serve() -> None:
         protocol.flush()
 
 
-class _Worker:
+class Worker:
     """One `python -m emokeras.features.acoustic` process: a fresh interpreter with no TensorFlow.
 
     Subprocesses rather than `multiprocessing`, whose spawned children
@@ -280,7 +314,7 @@ class _Worker:
 
 def names_in_worker() -> list[str]:
     """`feature_names()`, computed in a worker process (safe after TensorFlow is imported)."""
-    worker = _Worker()
+    worker = Worker()
     try:
         return worker.call("names", None)
     finally:
@@ -295,91 +329,134 @@ def request_name(request) -> str:
     return f"{path} {segment_name(start or 0.0, end)}"
 
 
+class WorkerPool:
+    """openSMILE in `workers` worker processes, started when first needed and kept for later calls.
+
+    `map` extracts many requests in parallel and yields in input order, at most `AHEAD` requests per worker ahead
+    of the caller (memory does not grow with the number of requests). A worker that dies is replaced, its request
+    reported as failed. Close the pool (or use it as a context manager) to end the workers.
+
+    Args:
+      workers: worker processes.
+    """
+
+    def __init__(self, workers: int = 2):
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        self.workers = workers
+        self._pool: list[Worker] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        for worker in self._pool:
+            worker.close()
+        self._pool = []
+
+    def _start(self, count: int) -> None:
+        while len(self._pool) < count:
+            self._pool.append(Worker())
+
+    def call(self, kind, argument):
+        """One request to the first worker (see `Worker.call`); a dead worker is replaced for the next call."""
+        self._start(1)
+        try:
+            return self._pool[0].call(kind, argument)
+        except RuntimeError:
+            self._pool.pop(0).close()
+            raise
+
+    def map(self, requests: Iterable, progress: bool = False, label: str = "openSMILE") -> Iterator[tuple]:
+        """Yields `(request, frames, None)` or `(request, None, message)` for each request, in order.
+
+        Each request is a path, or `(path, start, end)` for its `[start, end)` seconds; one bad file never stops
+        the rest. With `progress`, a line on stderr shows files done, rate and time left.
+        """
+        requests = list(requests)
+        if not requests:
+            return
+        results: dict[int, tuple] = {}
+        ready = threading.Condition()
+        window = AHEAD * self.workers
+        state = {"next": 0, "consumed": 0, "stopping": False}
+        slots = list(range(min(self.workers, len(requests))))
+        self._start(len(slots))
+
+        def take():
+            """The next request's index for a feeder, once the caller is close enough behind; None when done."""
+            with ready:
+                while (not state["stopping"] and state["next"] < len(requests)
+                       and state["next"] >= state["consumed"] + window):
+                    ready.wait()
+                if state["stopping"] or state["next"] >= len(requests):
+                    return None
+                state["next"] += 1
+                return state["next"] - 1
+
+        def report(index, result):
+            with ready:
+                results[index] = result
+                ready.notify_all()
+
+        def feed(slot):
+            try:
+                while (index := take()) is not None:
+                    try:
+                        report(index, self._pool[slot].call("frames", requests[index]))
+                    except Exception as error:  # any failure is this file's to report, not the end of the thread
+                        # The worker died, or its answer could not be read: report the file, start a new worker.
+                        name = request_name(requests[index])
+                        report(index, (None, f"{name}: {error}" if isinstance(error, RuntimeError) else
+                                       f"{name}: openSMILE worker failed ({type(error).__name__}: {error})"))
+                        self._pool[slot].close()
+                        self._pool[slot] = Worker()
+            finally:  # a feeder that stops, however it stops, wakes the reader, which then stops waiting for it
+                with ready:
+                    ready.notify_all()
+
+        threads = [threading.Thread(target=feed, args=(slot,), daemon=True) for slot in slots]
+        for thread in threads:
+            thread.start()
+        started = time.monotonic()
+        tty = sys.stderr.isatty()
+        carriage, step = ("\r", 10) if tty else ("", max(10, len(requests) // 10))  # logs get ~10 lines
+        try:
+            for done in range(1, len(requests) + 1):
+                with ready:
+                    # Waits for the file's answer, or for every feeder to have stopped (one that cannot start a
+                    # worker). A feeder's last notice comes just before it ends, while it still counts as alive: so
+                    # the reader looks again every second rather than waiting for a notice that will not come.
+                    while not ready.wait_for(lambda index=done - 1: index in results
+                                             or not any(thread.is_alive() for thread in threads), timeout=1.0):
+                        pass
+                    frames, error = results.pop(done - 1, (None, f"{request_name(requests[done - 1])}: no openSMILE "
+                                                                 "worker is left to extract it"))
+                    state["consumed"] = done
+                    ready.notify_all()
+                if progress and (done == len(requests) or done % step == 0):
+                    rate = done / max(time.monotonic() - started, 1e-9)
+                    print(f"{carriage}{label}: {done}/{len(requests)} files, {rate:.1f} files/s, "
+                          f"{(len(requests) - done) / rate:.0f} s left",
+                          end="\n" if done == len(requests) or not tty else "", file=sys.stderr, flush=True)
+                yield requests[done - 1], frames, error
+        finally:
+            with ready:  # a caller that stops early: the feeders take nothing more
+                state["stopping"] = True
+                ready.notify_all()
+            for thread in threads:
+                thread.join()
+
+
 def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = True,
                             label: str = "openSMILE") -> Iterator[tuple]:
-    """Extracts frames for `paths` in `workers` worker processes, yielding in input order.
-
-    Each item of `paths` is a path, or `(path, start, end)` for its `[start,
-    end)` seconds. Yields `(item, frames, None)`, or `(item, None, message)` for one that
-    could not give features; one bad file never stops the rest. Workers run at most `AHEAD` items per worker
-    ahead of the caller, so memory does not grow with the number of items however slowly the caller takes
-    them. With `progress`, a line on stderr shows files done, rate and time left.
-    """
-    paths = list(paths)
-    if not paths:
-        return
-    results: dict[int, tuple] = {}
-    ready = threading.Condition()
-    window = AHEAD * max(1, workers)
-    state = {"next": 0, "consumed": 0, "stopping": False}
-    pool = [_Worker() for _ in range(max(1, min(workers, len(paths))))]
-
-    def take():
-        """The next item's index for a feeder, once the caller is close enough behind; None when done."""
-        with ready:
-            while (not state["stopping"] and state["next"] < len(paths)
-                   and state["next"] >= state["consumed"] + window):
-                ready.wait()
-            if state["stopping"] or state["next"] >= len(paths):
-                return None
-            state["next"] += 1
-            return state["next"] - 1
-
-    def report(index, result):
-        with ready:
-            results[index] = result
-            ready.notify_all()
-
-    def feed(worker):
-        try:
-            while (index := take()) is not None:
-                try:
-                    report(index, worker.call("frames", paths[index]))
-                except Exception as error:  # any failure is this file's to report, not the end of the thread
-                    # The worker died, or its answer could not be read: report the file, start a new worker.
-                    name = request_name(paths[index])
-                    report(index, (None, f"{name}: {error}" if isinstance(error, RuntimeError) else
-                                   f"{name}: openSMILE worker failed ({type(error).__name__}: {error})"))
-                    worker.close()
-                    worker = _Worker()
-                    pool.append(worker)
-        finally:  # a feeder that stops, however it stops, wakes the reader, which then stops waiting for it
-            with ready:
-                ready.notify_all()
-
-    threads = [threading.Thread(target=feed, args=(worker,), daemon=True) for worker in pool]
-    for thread in threads:
-        thread.start()
-    started = time.monotonic()
-    tty = sys.stderr.isatty()
-    carriage, step = ("\r", 10) if tty else ("", max(10, len(paths) // 10))  # logs get ~10 lines
-    try:
-        for done in range(1, len(paths) + 1):
-            with ready:
-                # Waits for the file's answer, or for every feeder to have stopped (one that cannot start a worker).
-                # A feeder's last notice comes just before it ends, while it still counts as alive: so the reader
-                # looks again every second rather than waiting for a notice that will not come.
-                while not ready.wait_for(lambda index=done - 1: index in results
-                                         or not any(thread.is_alive() for thread in threads), timeout=1.0):
-                    pass
-                frames, error = results.pop(done - 1, (None, f"{request_name(paths[done - 1])}: no openSMILE worker "
-                                                             "is left to extract it"))
-                state["consumed"] = done
-                ready.notify_all()
-            if progress and (done == len(paths) or done % step == 0):
-                rate = done / max(time.monotonic() - started, 1e-9)
-                print(f"{carriage}{label}: {done}/{len(paths)} files, {rate:.1f} files/s, "
-                      f"{(len(paths) - done) / rate:.0f} s left", end="\n" if done == len(paths) or not tty else "",
-                      file=sys.stderr, flush=True)
-            yield paths[done - 1], frames, error
-    finally:
-        with ready:  # a caller that stops early: the feeders take nothing more
-            state["stopping"] = True
-            ready.notify_all()
-        for thread in threads:
-            thread.join()
-        for worker in pool:
-            worker.close()
+    """`WorkerPool(workers).map(paths)`, its workers ended when the iteration ends (see `WorkerPool.map`)."""
+    with WorkerPool(workers) as pool:
+        yield from pool.map(paths, progress=progress, label=label)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,24 @@
-"""Cutting a recording into the segments a recogniser answers: fixed windows, or speech found by its energy.
+"""Cutting a recording into the segments a recogniser answers: fixed windows, speech found by its energy, or the
+caller's own segments, each a segmenter object (`Windows`, `SpeechStretches`, `GivenSegments`, `WholeFile`).
 
 The model was trained on utterances of at most 7 s (700 frames), so a long
-recording is answered segment by segment, each at most that long. Both ways
-of cutting return `[(start, end), ...]` in seconds, in order, covering what
-they cover without gaps between consecutive windows.
+recording is answered segment by segment, each at most that long. Every
+segmenter returns `Segment`s in seconds, in order; a segment that cannot be
+answered carries the reason (`Segment.error`), and its row says it.
 
 This module reads audio in blocks and imports neither TensorFlow nor openSMILE.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 
-import audiofile
 import numpy as np
 import soundfile
+
+logger = logging.getLogger(__name__)
 
 # Speech detection works on 10 ms frames, the hop of the model's features.
 FRAME_SECONDS = 0.01
@@ -23,7 +27,7 @@ BLOCK_SECONDS = 60.0  # audio read at a time while looking for speech: memory st
 
 def duration(path: str) -> float:
     """The length of an audio file in seconds, read from its header."""
-    return float(audiofile.duration(path))
+    return float(soundfile.info(path).duration)
 
 
 def fixed_windows(total: float, window: float, hop: float) -> list[tuple[float, float]]:
@@ -114,9 +118,91 @@ def speech_segments(path: str, max_seconds: float, threshold_db: float | None = 
         if segments and start < segments[-1][1]:  # padding made neighbours touch
             start = segments.pop()[0]
         segments.append((start, end))
-    cut = []
-    for start, end in segments:
-        parts = max(1, int(math.ceil((end - start) / max_seconds - 1e-9)))
-        step = (end - start) / parts
-        cut += [(round(start + k * step, 6), round(start + (k + 1) * step, 6)) for k in range(parts)]
-    return cut
+    return [part for start, end in segments for part in cut(start, end, max_seconds)]
+
+
+def cut(start: float, end: float, longest: float) -> list[tuple[float, float]]:
+    """`[start, end)` in equal parts no longer than `longest` seconds."""
+    parts = max(1, int(math.ceil((end - start) / longest - 1e-9)))
+    step = (end - start) / parts
+    return [(round(start + k * step, 6), round(start + (k + 1) * step, 6)) for k in range(parts)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """`[start, end)` seconds of a recording, and why it cannot be answered (None if it can)."""
+
+    start: float
+    end: float
+    error: str | None = None
+
+
+class Windows:
+    """Windows of `window` seconds every `hop` seconds, the last ending at the recording's end (`fixed_windows`)."""
+
+    def __init__(self, window: float, hop: float):
+        self.window, self.hop = window, hop
+
+    def segments(self, path: str, total: float) -> list[Segment]:
+        return [Segment(start, end) for start, end in fixed_windows(total, self.window, self.hop)]
+
+
+class SpeechStretches:
+    """Stretches of speech found by their energy, each at most `longest` seconds (`speech_segments`)."""
+
+    def __init__(self, longest: float):
+        self.longest = longest
+
+    def segments(self, path: str, total: float) -> list[Segment]:
+        return [Segment(start, end) for start, end in speech_segments(path, self.longest)]
+
+
+class WholeFile:
+    """The recording as one utterance (models that read a transcript: as they were trained)."""
+
+    def segments(self, path: str, total: float) -> list[Segment]:
+        return [Segment(0.0, total)]
+
+
+class GivenSegments:
+    """The caller's `(start, end)` segments, checked against the recording.
+
+    A segment whose start is not before its end, or is negative, or not finite, or after the recording's end,
+    is answered with an error row saying so. One ending past the recording is clipped to its end (and logged), so
+    its row and its weight in a summary are the audio actually read. One longer than `longest` (the seconds the
+    model reads) is answered in equal parts no longer than that, as long speech stretches are.
+    """
+
+    def __init__(self, given, longest: float):
+        self.given, self.longest = list(given), longest
+
+    def segments(self, path: str, total: float) -> list[Segment]:
+        found = []
+        for item in self.given:
+            try:
+                start, end = (float(value) for value in item)
+            except (TypeError, ValueError):
+                found.append(Segment(math.nan, math.nan, f"segment {item!r}: not a (start, end) pair of seconds"))
+                continue
+            problem = self._problem(start, end, total)
+            if problem:
+                found.append(Segment(start, end, f"segment {start!r} to {end!r} s: {problem}"))
+                continue
+            if end > total:
+                logger.warning("%s: segment %r to %r s ends past the file's end (%.2f s): answered to %.2f s",
+                               path, start, end, total, total)
+                end = total
+            found += [Segment(a, b) for a, b in cut(start, end, self.longest)]
+        return found
+
+    @staticmethod
+    def _problem(start: float, end: float, total: float) -> str | None:
+        if not (math.isfinite(start) and math.isfinite(end)):
+            return "not a finite number"
+        if start < 0:
+            return "a negative start"
+        if end <= start:
+            return "its end is not after its start"
+        if start >= total:
+            return f"starts after the file's end ({total:.2f} s)"
+        return None

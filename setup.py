@@ -1,10 +1,17 @@
 """emokeras: multimodal and multi-view emotion recognition (Aguilar et al., ACL 2019) in TF2 / Keras 3."""
 
+import os
+import re
+
 from setuptools import find_packages, setup
+
+# The one version string is emokeras.__version__.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "emokeras", "__init__.py"), encoding="utf-8") as f:
+    VERSION = re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
 
 setup(
     name="emokeras",
-    version="0.1.0",
+    version=VERSION,
     description="Multimodal and multi-view emotion recognition (Aguilar et al., ACL 2019) in TensorFlow 2 / Keras 3",
     packages=find_packages(include=["emokeras", "emokeras.*"]),
     python_requires=">=3.10",
@@ -31,4 +38,5 @@ setup(
         "soundfile==0.14.0",  # block-wise reading for speech segmentation (audiofile reads through it already)
     ],
     extras_require={"test": ["pytest==9.0.3", "ruff==0.17.6"]},
+    entry_points={"console_scripts": ["emokeras = emokeras.__main__:main"]},
 )

@@ -1,4 +1,4 @@
-"""How close can B-ACO-1's 2xBLSTM(256) stack come to the matmul peak on this machine? (issue 3)
+"""How close can B-ACO-1's 2xBLSTM(256) stack come to the matmul peak on this machine?
 
 Prints figures; asserts nothing. Training steps (forward + backward) of the
 stack alone, masked as in emokeras, with two implementations:
@@ -31,9 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from emokeras import data
 from emokeras.config import PrepareConfig
-from emokeras.preparation import prepare_corpus
+from emokeras.data import pipelines
+from emokeras.data.preparation import prepare_corpus
 
 from timing import best_seconds, blstm_training_flops_per_frame, matmul_peak
 
@@ -151,8 +151,10 @@ class Stacks:
 
 def ceiling_frames_per_second(hidden_units: int, features: int, batch_size: int = 64, steps: int = 200,
                               repeats: int = 3) -> float:
-    """Training frames/s of Keras' 2xBLSTM stack alone on uniform, unpadded, full batches `[batch_size, steps]`:
-    what no batching of real data can beat."""
+    """Training frames/s of Keras' 2xBLSTM stack alone on uniform, unpadded, full batches `[batch_size, steps]`.
+
+    What no batching of real data can beat.
+    """
     frames = tf.random.normal((batch_size, steps, features))
     lengths = tf.fill((batch_size,), steps)
     step = Stacks(hidden_units // 2, features).training_step("keras")
@@ -205,7 +207,7 @@ def main():
         print(f"  B={batch_size:>3}: " + ", ".join(figures))
 
     batches = [(inputs["frames"], inputs["num_frames"])
-               for inputs, _ in data.make_dataset(data_dir, args.fold, "train")]
+               for inputs, _ in pipelines.make_dataset(data_dir, args.fold, "train")]
     useful = sum(int(tf.reduce_sum(lengths)) for _, lengths in batches)
     computed = sum(int(frames.shape[0]) * int(frames.shape[1]) for frames, _ in batches)
     print(f"fold {args.fold}'s bucketed training epoch: {len(batches)} batches, {useful} useful frames, "

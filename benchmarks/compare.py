@@ -1,5 +1,6 @@
-"""How long `emokeras.compare` takes at IEMOCAP's size: two systems, 10 folds × 3 seeds, 5,531 test utterances in
-all, 10,000 bootstrap and permutation resamples, on one core.
+"""How long `emokeras.compare` takes at IEMOCAP's size.
+
+Two systems, 10 folds × 3 seeds, 5,531 test utterances in all, 10,000 bootstrap and permutation resamples, on one core.
 
     python benchmarks/compare.py [--resamples 10000] [--rounds 3]
 
@@ -22,7 +23,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from emokeras import compare, predictions  # noqa: E402
+from emokeras.training import paired_tests, predictions  # noqa: E402
 
 CLASSES = ("anger", "happiness", "neutral", "sadness")
 UTTERANCES = 5531
@@ -53,7 +54,7 @@ def write_system(folder, accuracy, rng):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resamples", type=int, default=compare.RESAMPLES)
+    parser.add_argument("--resamples", type=int, default=paired_tests.RESAMPLES)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
@@ -63,7 +64,7 @@ def main():
         write_system(b, 0.65, rng)
         for round_ in range(args.rounds):
             started = time.perf_counter()
-            [result] = compare.compare([a, b], resamples=args.resamples)
+            [result] = paired_tests.compare([a, b], resamples=args.resamples)
             seconds = time.perf_counter() - started
             print(f"round {round_ + 1}: {seconds:.2f} s for {FOLDS} folds x {SEEDS} seeds x {UTTERANCES} utterances, "
                   f"{args.resamples} resamples (ΔUA {100 * result['delta_ua']:+.2f} points, "

@@ -1,4 +1,4 @@
-"""One LSTM direction's training step, for issue 3's efficiency gap: how close do the kernels come to peak?
+"""One LSTM direction's training step: how close do the kernels come to the matmul peak?
 
 Prints figures; asserts nothing. One direction, [64, 300, 130] → 128 units,
 forward + backward (3× forward FLOPs), best of 5 steps, for:

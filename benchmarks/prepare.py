@@ -1,6 +1,7 @@
-"""Preparation: openSMILE's real-time factor with 1 and 2 workers; what reading 48 kHz stereo audio (down-mixing
-and resampling to 16 kHz mono) adds to it; the peak memory of preparing a 10,000-utterance manifest corpus; and
-tf.data throughput.
+"""Preparation: openSMILE's real-time factor with 1 and 2 workers.
+
+What reading 48 kHz stereo audio (down-mixing and resampling to 16 kHz mono) adds to it; the peak memory of preparing a
+10,000-utterance manifest corpus; and tf.data throughput.
 
 Prints figures; asserts nothing. Goals: a real-time factor <= 0.02 per core, >= 1.7x from 1 to 2 workers;
 resampling and down-mixing add at most 20 % to openSMILE's time; preparing 10,000 utterances peaks under 2 GB;
@@ -27,15 +28,15 @@ import numpy as np
 import soundfile
 
 from emokeras.config import PrepareConfig
-from emokeras.corpus.iemocap import read_iemocap
-from emokeras.features.acoustic import extract_frames_parallel
-from emokeras.preparation import prepare_corpus
+from emokeras.data.corpus.iemocap import read_iemocap
+from emokeras.data.features.acoustic import extract_frames_parallel
+from emokeras.data.preparation import prepare_corpus
 
 # The child that prepares the manifest corpus reports its own peak and its openSMILE workers' largest.
 _MEMORY_PROBE = """
 import resource, sys
 from emokeras.config import PrepareConfig
-from emokeras.preparation import prepare_corpus
+from emokeras.data.preparation import prepare_corpus
 prepare_corpus(PrepareConfig(corpus="manifest", root=sys.argv[1], out=sys.argv[2], encoder_dir=sys.argv[3]))
 with open("/proc/self/status") as handle:
     peak = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM"))
@@ -159,9 +160,9 @@ def main():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    from emokeras import data
+    from emokeras.data import pipelines
 
-    dataset = data.make_dataset(data_dir, args.fold, "train")
+    dataset = pipelines.make_dataset(data_dir, args.fold, "train")
     print()
     for epoch in range(3):
         started = time.perf_counter()

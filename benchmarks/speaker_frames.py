@@ -1,6 +1,6 @@
-"""Speaker frames compacted against masked in place (issue 12): epoch times of B-ACO-2 and H-MM-4, in one run.
+"""Speaker frames compacted against masked in place: epoch times of B-ACO-2 and H-MM-4, in one run.
 
-Prints figures; asserts nothing. The masked implementation (`tests/masked_reference.py`: the silences masked
+Prints figures; asserts nothing. The masked implementation (`tests/helpers/masked_reference.py`: the silences masked
 inside each row, as emokeras did before) computes every frame; the compacted one (`SpeakerFrameCompaction`)
 computes only the speaker frames. Both start from the same weights and train on fold 3's training split, one
 epoch each in turn for `--rounds` rounds after a warm-up round (`timing.interleaved_epochs`): this machine's speed
@@ -25,14 +25,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 import keras
 import tensorflow as tf
 
-from emokeras import data, models, tfrecords
 from emokeras.config import ModelConfig, PrepareConfig, TrainConfig
-from emokeras.experiment import build_compiled_model
-from emokeras.layers.spans import covered_frames
-from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
-from emokeras.preparation import prepare_corpus
+from emokeras.data import pipelines, tfrecords
+from emokeras.data.preparation import prepare_corpus
+from emokeras.models import builders
+from emokeras.models.layers.spans import covered_frames
+from emokeras.models.metrics import UnweightedAccuracy, WeightedAccuracy
+from emokeras.training.tasks import build_compiled_model
 
-from masked_reference import build_masked_reference
+from helpers.masked_reference import build_masked_reference
 from timing import interleaved_epochs, round_ratios
 from train_throughput import frames_read
 
@@ -40,7 +41,7 @@ from train_throughput import frames_read
 def blstm_work(data_dir: str, fold: int) -> dict:
     """Row-steps and sequential steps of the first frame-level BLSTM over one training epoch, masked and compacted."""
     work = {"masked": [0, 0], "compacted": [0, 0]}
-    for inputs, _ in data.make_dataset(data_dir, fold, "train"):
+    for inputs, _ in pipelines.make_dataset(data_dir, fold, "train"):
         rows, steps = int(inputs["frames"].shape[0]), int(inputs["frames"].shape[1])
         covered = covered_frames(inputs["word_spans"], rows, steps, tf.sequence_mask(inputs["num_frames"], steps))
         longest = int(tf.reduce_max(tf.reduce_sum(tf.cast(covered, tf.int32), axis=1)))
@@ -70,7 +71,7 @@ def main():
     if args.count_only:
         return
     manifest = tfrecords.read_manifest(data_dir)
-    mean, variance = data.frame_statistics(data_dir, args.fold)
+    mean, variance = pipelines.frame_statistics(data_dir, args.fold)
     for name in args.models.split(","):
         config = TrainConfig(model=name, fold=args.fold, model_config=ModelConfig())
         keras.utils.set_random_seed(0)
@@ -82,8 +83,8 @@ def main():
         masked.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
                        loss=compacted.loss, metrics=[UnweightedAccuracy(), WeightedAccuracy()])
         graphs = {"masked": masked, "compacted": compacted}
-        datasets = {label: data.make_dataset(data_dir, args.fold, "train").map(
-            lambda inputs, labels, model=model: (models.select_inputs(model, inputs), labels))
+        datasets = {label: pipelines.make_dataset(data_dir, args.fold, "train").map(
+            lambda inputs, labels, model=model: (builders.select_inputs(model, inputs), labels))
             for label, model in graphs.items()}
         seconds = interleaved_epochs(graphs, datasets, args.rounds)
         median, lowest, highest = round_ratios(seconds["masked"], seconds["compacted"])

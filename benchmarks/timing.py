@@ -1,5 +1,6 @@
-"""Timing helpers the benchmarks share: the fastest of repeated passes, the matmul peak, BLSTM FLOPs, and epochs
-timed inside one `fit`.
+"""Timing helpers the benchmarks share.
+
+The fastest of repeated passes, the matmul peak, BLSTM FLOPs, and epochs timed inside one `fit`.
 
 This shared machine's speed varies between runs (the matmul peak has read 218 and 466 GFLOP/s on different days,
 and by up to 25 % between runs seconds apart): compare figures measured in one run, and give ranges over runs.
@@ -13,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf
 
-from emokeras.callbacks import EpochSeconds
+from emokeras.training.callbacks import EpochSeconds
 
 
 def best_seconds(function, calls, repeats: int) -> float:

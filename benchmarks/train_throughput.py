@@ -7,7 +7,7 @@ Prints figures; asserts nothing. For each model, one run gives:
   BLSTMs of the same size, every utterance padded to 700 frames, `fit` on numpy arrays, batch 64);
 - % of ceiling: the frames the model reads per second (every real frame for B-ACO-1, the speaker frames for
   speaker-frame models), against the 2xBLSTM stack alone on uniform, unpadded, full batches of 64 (the ceiling
-  `blstm_ceiling.py` measured at 38-45 % of the matmul peak: issue 12 replaced the old 50 %-of-peak goal with it).
+  `blstm_ceiling.py` measured at 38-45 % of the matmul peak).
 
     python benchmarks/train_throughput.py [--data_dir DIR] [--epochs 2] [--hidden_units 256] [--models ...]
 """
@@ -21,12 +21,13 @@ import keras
 import numpy as np
 from blstm_ceiling import ceiling_frames_per_second
 
-from emokeras import data, models
 from emokeras.config import DataConfig, ModelConfig, PrepareConfig, TrainConfig
-from emokeras.experiment import build_compiled_model
-from emokeras.layers.spans import covered_frames
-from emokeras.preparation import prepare_corpus
-from emokeras.specs import model_spec
+from emokeras.data import pipelines
+from emokeras.data.preparation import prepare_corpus
+from emokeras.models import builders
+from emokeras.models.layers.spans import covered_frames
+from emokeras.models.specs import model_spec
+from emokeras.training.tasks import build_compiled_model
 
 from timing import blstm_training_flops_per_frame, matmul_peak, timed_epochs
 
@@ -34,7 +35,7 @@ from timing import blstm_training_flops_per_frame, matmul_peak, timed_epochs
 def frames_read(data_dir: str, fold: int) -> dict:
     """Per utterance of the fold's training split: its real frames and its speaker frames (both as read)."""
     counts = {"all": [], "speaker": []}
-    for example in data.parsed_split(data_dir, fold, "train").as_numpy_iterator():
+    for example in pipelines.parsed_split(data_dir, fold, "train").as_numpy_iterator():
         frames = example["num_frames"]
         covered = covered_frames(example["word_spans"][None], 1, frames)
         counts["all"].append(int(frames))
@@ -56,7 +57,7 @@ def main():
     max_frames = DataConfig().max_frames
 
     frames, labels = [], []
-    for example in data.parsed_split(data_dir, args.fold, "train").as_numpy_iterator():
+    for example in pipelines.parsed_split(data_dir, args.fold, "train").as_numpy_iterator():
         frames.append(example["frames"])
         labels.append(example["label"])
     read = {kind: sum(values) for kind, values in frames_read(data_dir, args.fold).items()}
@@ -93,8 +94,8 @@ def main():
         train_config = TrainConfig(model=name, fold=args.fold, model_config=config)
         keras.utils.set_random_seed(0)
         model = build_compiled_model(train_config, data_dir)
-        dataset = data.make_dataset(data_dir, args.fold, "train").map(
-            lambda inputs, label, model=model: (models.select_inputs(model, inputs), label))
+        dataset = pipelines.make_dataset(data_dir, args.fold, "train").map(
+            lambda inputs, label, model=model: (builders.select_inputs(model, inputs), label))
         report(name, timed_epochs(model, dataset, args.epochs), read[model_spec(name).frames])
 
 

@@ -1,5 +1,7 @@
-"""How emokeras' commands start and end: absl flags made from the configuration dataclasses, quiet logs, and one
-place that turns a user's error into one line and an exit status.
+"""How emokeras' commands start and end.
+
+Absl flags made from the configuration dataclasses, quiet logs, and one place that turns a user's error into one line
+and an exit status.
 
 A command module is a thin shell: it defines its flags here (`define_flags`), builds its configuration from them
 (`config_from_flags`), calls the library, and lets `run_command` report what went wrong.
@@ -14,7 +16,8 @@ import sys
 from absl import app, flags
 from absl import logging as absl_logging
 
-from emokeras import config as configuration
+from emokeras import quiet
+from emokeras import settings as configuration
 from emokeras.files import FolderInUse, OutputError
 
 logger = logging.getLogger("emokeras")
@@ -23,13 +26,14 @@ flags.disclaim_key_flags()
 
 # A user's error (bad input, a refused run, a missing file) is one line and exit status 1, not a traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError, FolderInUse,
-               OutputError)
+               OutputError, ConnectionError)
 
 
 def define_flags(config_class, exclude=(), defaults=None, flag_values=flags.FLAGS) -> None:
-    """Defines one absl flag per setting of `config_class` (`emokeras.config.settings`), its help the field's.
+    """Defines one absl flag per setting of `config_class` (`emokeras.settings.settings`), its help the field's.
 
     Args:
+      config_class: the configuration dataclass whose settings become flags.
       exclude: flag names to leave out (a command that sets them itself).
       defaults: flag names to other defaults, for this command only.
       flag_values: where to define them (absl's global flags by default).
@@ -120,7 +124,13 @@ def one_line(error: BaseException) -> str:
     return " / ".join(part.strip() for part in str(error).splitlines() if part.strip()) or type(error).__name__
 
 
-def run_command(main, define_command_flags, resumable: bool = False) -> None:
+def load_tensorflow() -> None:
+    """Imports TensorFlow quietly (`emokeras.quiet`), and says in one line if a GPU here is one it cannot use."""
+    quiet.start(tensorflow=True)
+    quiet.report_unusable_gpu()
+
+
+def run_command(main, define_command_flags, resumable: bool = False, tensorflow: bool = False) -> None:
     """Defines the command's flags and runs `main(argv)` under absl.
 
     TensorFlow's C++ INFO lines and absl's INFO logging are turned off first: they would drown the command's own
@@ -133,16 +143,23 @@ def run_command(main, define_command_flags, resumable: bool = False) -> None:
     - otherwise `main`'s own status (None is 0).
 
     Args:
+      main: the command, `main(argv)`, returning its exit status (None for 0).
+      define_command_flags: defines the command's flags.
       resumable: the command picks up where it stopped when run again (train, crossval, tune, prepare).
+      tensorflow: the command uses TensorFlow: it is imported quietly before `main` runs (`emokeras.quiet`).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet.start()
     try:
         os.fstat(1)
     except OSError:  # standard output closed: hold its descriptor, so no file opened later takes its place
         os.open(os.devnull, os.O_WRONLY)
+    if hasattr(sys.stdout, "reconfigure"):  # a line at a time into a pipe too, as a supervisor or a cluster log reads
+        sys.stdout.reconfigure(line_buffering=True)
 
     def guarded(argv):
         try:
+            if tensorflow:
+                load_tensorflow()
             return main(argv)
         except USER_ERRORS as error:
             logger.error("%s", one_line(error))
@@ -157,10 +174,11 @@ def run_command(main, define_command_flags, resumable: bool = False) -> None:
             sys.exit(BROKEN_PIPE)
 
     define_command_flags()
+    flags.DEFINE_boolean("verbose", False, "Show TensorFlow's own log lines (hidden by default).")
     asked = [arg for arg in sys.argv[1:] if arg in HELP_FLAGS]
     if asked:  # absl's own --help ends with status 1
         app.usage(shorthelp=asked[0] != "--helpfull", writeto_stdout=True, exitcode=0)
-    absl_logging.set_verbosity(absl_logging.WARNING)
+    absl_logging.set_verbosity(absl_logging.INFO if quiet.verbose() else absl_logging.WARNING)
     show_library_log()
     app.run(guarded)
 

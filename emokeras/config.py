@@ -1,21 +1,20 @@
-"""Every setting, defined once: typed dataclasses holding the paper's defaults, with each field's help text, its
-command-line flag and its allowed values beside it (no TensorFlow here).
+"""Every setting, defined once (no TensorFlow here).
 
-`emokeras.cli` makes the absl flags from these fields; `flat`, `from_flat` and `command_line` go between a
-configuration and its flags; `identity_differences` says how a run's recorded configuration differs from another
-in what shapes a result. Each run writes its resolved configuration (`dataclasses.asdict`) into its folder.
+Typed dataclasses holding the paper's defaults, each field declared with `setting(default, help, ...)` so that its help
+text, flag name and allowed values live beside it.
+
+The machinery that turns these fields into flags, command lines, hyper-parameters and a run's identity is
+`emokeras.settings`; each run writes its resolved configuration (`dataclasses.asdict`) into its folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 import os
 import re
-import typing
 
-from emokeras.specs import ACOUSTIC_ONLY, MODEL_NAMES
+from emokeras.models.specs import ACOUSTIC_ONLY, MODEL_NAMES
+from emokeras.settings import NONE, _get, setting, settings
 
 MULTIVIEW_MODES = ("joint", "frozen", "teacher")
 NEGATIVE_RULES = ("random", "similar")
@@ -24,60 +23,11 @@ MODE_SETTINGS = {"joint": ("view", "beta_a", "beta_m", "beta_decay", "margin", "
                  "frozen": ("teacher", "beta_a", "beta_decay", "margin", "negatives"),
                  "teacher": ("teacher", "margin", "negatives")}
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
-NONE = "none"  # how a flag spells an optional choice left unset
-
-
-def setting(default, help: str, *, flag: str | None = None, choices=None, lower=None, upper=None,
-            identity: bool = True, exposed: bool = True):
-    """A dataclass field that is also a setting.
-
-    Args:
-      default: the paper's value (a tuple for several).
-      help: the flag's help text.
-      flag: the flag's name when it is not the field's.
-      choices: the allowed values (an optional field also takes "none").
-      lower, upper: bounds of a number.
-      identity: whether the value shapes a run's result (its identity), as opposed to where outputs go.
-      exposed: whether it is a command-line flag.
-    """
-    return dataclasses.field(default=default, metadata=dict(help=help, flag=flag, choices=choices, lower=lower,
-                                                            upper=upper, identity=identity, exposed=exposed))
-
-
-@dataclasses.dataclass(frozen=True)
-class Setting:
-    """One flag: its name, where it lives in the configuration, its type and the field's metadata."""
-
-    name: str
-    path: tuple[str, ...]
-    type: typing.Any
-    default: typing.Any
-    help: str
-    choices: tuple | None
-    lower: typing.Any
-    upper: typing.Any
-    identity: bool
-
-    @property
-    def optional(self) -> bool:
-        return type(None) in typing.get_args(self.type)
-
-    @property
-    def base_type(self):
-        """`int`, `float`, `bool`, `str` or `tuple` (`tuple[int, ...]`), without the `| None`."""
-        args = [arg for arg in typing.get_args(self.type) if arg is not type(None)]
-        base = args[0] if self.optional else self.type
-        return typing.get_origin(base) or base
-
-    @property
-    def item_type(self):
-        """For a tuple setting, the type of its items."""
-        return typing.get_args(self.type)[0]
 
 
 @dataclasses.dataclass
 class DataConfig:
-    """How the pipeline reads a prepared folder (`emokeras.data`): the paper's truncation, and batching."""
+    """How the pipeline reads a prepared folder (`emokeras.data.pipelines`): the paper's truncation, and batching."""
 
     max_frames: int = setting(700, "Frames read per utterance (10 ms each; the paper: 700, 7 s).", lower=1)
     max_words: int = setting(30, "Words read per utterance (the paper: 30).", lower=1)
@@ -126,8 +76,10 @@ class MultiViewConfig:
                              "(anger <-> happiness, neutral <-> sadness).", choices=NEGATIVE_RULES)
 
     def teacher_dir(self, fold: int, seed: int) -> str | None:
-        """`teacher` for `fold` and `seed`: `{fold}` and `{seed}` in it are replaced, so one flag serves every run of
-        a sweep."""
+        """`teacher` for `fold` and `seed`.
+
+        `{fold}` and `{seed}` in it are replaced, so one flag serves every run of a sweep.
+        """
         return self.teacher.replace("{fold}", str(fold)).replace("{seed}", str(seed)) if self.teacher else None
 
     def teacher_name(self) -> str:
@@ -195,16 +147,21 @@ class TrainConfig:
         return self.multiview.student if self.multiview.mode else self.model
 
     def unused_settings(self) -> set[str]:
-        """The settings this run ignores: the multi-view ones without a mode, `model` and those its mode's loss
-        does not use with one. They are not part of the run's identity, its command line or its HParams."""
+        """The settings this run ignores.
+
+        The multi-view ones without a mode, `model` and those its mode's loss does not use with one. They are not part
+        of the run's identity, its command line or its HParams.
+        """
         views = {"student", *{name for names in MODE_SETTINGS.values() for name in names}}
         if self.multiview.mode is None:
             return views
         return {"model"} | views - {"student", *MODE_SETTINGS[self.multiview.mode]}
 
     def hyperparameters(self) -> dict:
-        """What shapes the result, flat, for TensorBoard's HParams dashboard: every identity setting but the data
-        folder (None as "none", several values as one string)."""
+        """What shapes the result, flat, for TensorBoard's HParams dashboard.
+
+        Every identity setting but the data folder (None as "none", several values as one string).
+        """
         values = {}
         for item in settings(type(self)):
             if item.identity and item.name != "data" and item.name not in self.unused_settings():
@@ -218,13 +175,15 @@ class TrainConfig:
                             f"fold-{self.fold}")
 
     def run_dir(self) -> str:
+        """The run's folder: `<output>/<experiment>[/seed-<s>]/fold-<k>`."""
         return os.path.join(self.output, self._run_path())
 
     def export_dir(self) -> str:
+        """The run's export folder: `<saved_models>/<experiment>[/seed-<s>]/fold-<k>`."""
         return os.path.join(self.saved_models, self._run_path())
 
 
-DEFAULT_ENCODER_NAME = "char-ngram-256"  # emokeras' offline text encoder (`emokeras.features.lexical`)
+DEFAULT_ENCODER_NAME = "char-ngram-256"  # emokeras' offline text encoder (`emokeras.data.features.lexical`)
 CORPORA = ("demo", "iemocap", "msp-podcast", "crema-d", "ravdess", "manifest")
 DEFAULT_SPEAKER_FOLDS = 5
 
@@ -263,6 +222,7 @@ class PrepareConfig:
                                exposed=False)
 
     def corpus_root(self) -> str:
+        """The release's folder (or the manifest CSV) to read; the demo's is made where `root` says."""
         if self.corpus == "demo":
             return os.path.join(self.root or os.path.join("data", "demo"), "IEMOCAP_full_release")
         if self.corpus not in CORPORA:
@@ -284,11 +244,15 @@ class PrepareConfig:
         return options
 
     def encoder_handle(self) -> str:
+        """The text encoder to use: `text_encoder`, else emokeras' own offline encoder."""
         return self.text_encoder or os.path.join(self.encoder_dir, DEFAULT_ENCODER_NAME)
 
     def data_dir(self) -> str:
-        """`<out>/<corpus>/<encoder>`: a manifest's corpus is named after its CSV, and chosen classes or fold
-        counts are part of the name, so that preparations of other options do not meet."""
+        """`<out>/<corpus>/<encoder>`.
+
+        A manifest's corpus is named after its CSV, and chosen classes or fold counts are part of the name, so that
+        preparations of other options do not meet.
+        """
         name = self.corpus
         if self.corpus == "manifest":
             name = f"manifest-{os.path.splitext(os.path.basename(os.path.normpath(self.root or 'manifest')))[0]}"
@@ -330,114 +294,13 @@ class TuneConfig:
     beta_m: tuple[float, ...] = setting((0.3, 0.5, 1.0), "βm values searched.", exposed=False)
     margin: tuple[float, ...] = setting((0.3, 0.5, 0.7), "Margins searched.", exposed=False)
     negatives: tuple[str, ...] = setting(NEGATIVE_RULES, "Negative rules searched.", exposed=False)
-
-
-@functools.cache
-def settings(config_class, exclude: tuple[str, ...] = ()) -> tuple[Setting, ...]:
-    """The command-line settings of `config_class`, nested configurations flattened, in field order."""
-    found = []
-    hints = typing.get_type_hints(config_class)
-    for field in dataclasses.fields(config_class):
-        kind = hints[field.name]
-        if dataclasses.is_dataclass(kind):
-            found += [dataclasses.replace(item, path=(field.name, *item.path)) for item in settings(kind)]
-            continue
-        meta = field.metadata
-        if not meta.get("exposed", False):
-            continue
-        found.append(Setting(meta["flag"] or field.name, (field.name,), kind, field.default, meta["help"],
-                             meta["choices"], meta["lower"], meta["upper"], meta["identity"]))
-    names = [item.name for item in found]
-    duplicated = {name for name in names if names.count(name) > 1}
-    if duplicated:
-        raise TypeError(f"{config_class.__name__}: settings share flag names {sorted(duplicated)}")
-    return tuple(item for item in found if item.name not in exclude)
-
-
-def _unused(config) -> set[str]:
-    return config.unused_settings() if hasattr(config, "unused_settings") else set()
-
-
-def _get(config, path):
-    for name in path:
-        config = getattr(config, name)
-    return config
-
-
-def flat(config) -> dict:
-    """`{flag name: value}` for every setting of `config`."""
-    return {item.name: _get(config, item.path) for item in settings(type(config))}
-
-
-def from_flat(config_class, values: dict, **fields):
-    """The `config_class` whose settings take `values` (flag names; missing ones keep their defaults) and whose
-    top-level fields take `fields`.
-
-    Raises:
-      ValueError: a value outside a setting's choices or bounds, naming the flag.
-    """
-    nested: dict = {}
-    for item in settings(config_class):
-        if item.name not in values:
-            continue
-        value = check(item, values[item.name])
-        target = nested
-        for name in item.path[:-1]:
-            target = target.setdefault(name, {})
-        target[item.path[-1]] = value
-    hints = typing.get_type_hints(config_class)
-    arguments = {name: (hints[name](**value) if isinstance(value, dict) else value) for name, value in nested.items()}
-    return config_class(**{**arguments, **fields})
-
-
-def check(item: Setting, value):
-    """`value` if `item` allows it (tuples as tuples); else a ValueError naming the flag."""
-    if value is None:
-        if item.optional:
-            return None
-        raise ValueError(f"--{item.name} needs a value")
-    values = tuple(value) if item.base_type is tuple else (value,)
-    for one in values:
-        if isinstance(one, float) and not math.isfinite(one):
-            raise ValueError(f"--{item.name} must be a finite number, got {one!r}")
-        if item.choices is not None and one not in item.choices:
-            raise ValueError(f"--{item.name} must be one of {', '.join(map(str, item.choices))}, got {one!r}")
-        if (item.lower is not None and one < item.lower) or (item.upper is not None and one > item.upper):
-            bounds = (f"lie in [{item.lower}, {item.upper}]" if item.lower is not None and item.upper is not None
-                      else f"be at least {item.lower}" if item.lower is not None else f"be at most {item.upper}")
-            raise ValueError(f"--{item.name} must {bounds}, got {one!r}")
-    return values if item.base_type is tuple else value
-
-
-def identity_differences(recorded: dict, config) -> list[str]:
-    """`"--name: recorded X, asked for Y"` for each identity setting on which `config` differs from a recorded
-    configuration (`dataclasses.asdict` of one, as a run's `config.json` holds it).
-
-    A setting the record lacks (written by an older emokeras) counts as its default.
-    """
-    differences = []
-    for item in settings(type(config)):
-        if not item.identity or item.name in _unused(config):
-            continue
-        old = recorded
-        for name in item.path:
-            old = old.get(name, item.default) if isinstance(old, dict) else item.default
-        old = tuple(old) if isinstance(old, list) else old
-        new = _get(config, item.path)
-        if old != new:
-            differences.append(f"--{item.name}: recorded {old!r}, asked for {new!r}")
-    return differences
-
-
-def command_line(config, command: str = "python -m emokeras.train", always=("fold",)) -> str:
-    """The command that gives `config`: `always` settings, then every setting off its default."""
-    words = [command]
-    for item in settings(type(config)):
-        value = _get(config, item.path)
-        if item.name in always or (value != item.default and item.name not in _unused(config)):
-            if isinstance(value, bool):  # absl's booleans: --name or --noname
-                words.append(f"--{'' if value else 'no'}{item.name}")
-                continue
-            shown = NONE if value is None else ",".join(map(str, value)) if isinstance(value, tuple) else value
-            words.append(f"--{item.name} {shown}")
-    return " ".join(words)
+    tuner_id: str | None = setting(None, "Take part in a distributed search as this Keras Tuner id: 'chief' serves the "
+                                   "trials, any other id (without 'chief') trains them. Default: "
+                                   "$KERASTUNER_TUNER_ID.")
+    oracle_address: str | None = setting(None, "The chief's host:port in a distributed search. Default: "
+                                         "$KERASTUNER_ORACLE_IP:$KERASTUNER_ORACLE_PORT.")
+    oracle_timeout: float = setting(300.0, "Seconds a worker waits for its chief (to start, or to answer) before "
+                                    "giving up.", lower=1.0)
+    workers: int = setting(0, "Run the search here as a chief and this many workers, one per GPU or the cores shared "
+                           "out, restarting a worker that dies.", lower=0)
+    worker_retries: int = setting(3, "How often a dead worker is started again (tune --workers).", lower=0)

@@ -1,5 +1,8 @@
-"""Writing outputs safely: whole (a temporary name, renamed when complete), by one writer at a time (a lock beside
-the folder), and with a clear error when the disk refuses a write."""
+"""Writing outputs safely.
+
+Whole (a temporary name, renamed when complete), by one writer at a time (a lock beside the folder), and with a clear
+error when the disk refuses a write.
+"""
 
 from __future__ import annotations
 
@@ -42,10 +45,13 @@ def write_json(path: str, content) -> None:
 
 @contextlib.contextmanager
 def reported_write_errors(folder: str, what: str, also=()):
-    """Within the block, an OS error while writing becomes an `OutputError` naming `folder` and `what` was being
-    written; nothing written in the block counts as complete (the caller's temporary names see to that).
+    """Within the block, an OS error while writing becomes an `OutputError` naming `folder` and `what`.
+
+    Nothing written in the block counts as complete (the caller's temporary names see to that).
 
     Args:
+      folder: the folder being written, named in the error.
+      what: what is being written, named in the error.
       also: other exception types that a writer raises for the same failures (TensorFlow's file system raises
         `tf.errors.ResourceExhaustedError` for a full disk; h5py raises OSError).
     """
@@ -77,9 +83,11 @@ def _exchange(first: str, second: str) -> bool:
 
 
 def replace_folder(new: str, target: str) -> None:
-    """Puts the complete folder `new` at `target`, replacing what is there, so that a reader of `target` finds the
-    old folder or the new one, whole: the two are swapped in one step where the system allows (Linux), else the
-    old one is renamed aside first; the old one is removed only afterwards."""
+    """Puts the complete folder `new` at `target`, replacing what is there.
+
+    A reader of `target` finds the old folder or the new one, whole: the two are swapped in one step where the system
+    allows (Linux), else the old one is renamed aside first; the old one is removed only afterwards.
+    """
     if not os.path.isdir(target):
         os.replace(new, target)
         return
@@ -100,14 +108,20 @@ def lock_path(folder: str) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(folder: str):
+def exclusive(folder: str, role: str = "", wait: bool = False):
     """Holds `folder`'s lock for the block: one writer per folder.
 
     The lock is an `flock` on a file beside the folder, so the kernel releases it when its holder ends, however it
     ends: a lock left by a killed process is free for the next command. The file says who holds it.
 
+    Args:
+      folder: the folder to hold.
+      role: what the holder is, written before who it is (a distributed search's chief names its address there,
+        so that its workers know it: `holder`).
+      wait: wait for the holder to finish, rather than refuse.
+
     Raises:
-      FolderInUse: another process holds it, naming the process, its command and when it started.
+      FolderInUse: another process holds it (and not `wait`), naming the process, its command and when it started.
     """
     path = lock_path(folder)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -118,13 +132,31 @@ def exclusive(folder: str):
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise FolderInUse(f"{folder} is in use by {holder}; wait for it to finish, or stop it") from None
+            if not wait:
+                raise FolderInUse(f"{folder} is in use by {holder}; wait for it to finish, or stop it") from None
+            sys.stderr.write(f"waiting for {holder} to finish with {folder} ...\n")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         started = datetime.datetime.now().isoformat(timespec="seconds")
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv) or 'python'}, "
-                     f"since {started})\n")
+        handle.write(f"{role + ': ' if role else ''}process {os.getpid()} on {socket.gethostname()} "
+                     f"({' '.join(sys.argv) or 'python'}, since {started})\n")
         handle.flush()
         yield
     finally:
         handle.close()  # releases the lock
+
+
+def holder(folder: str) -> str | None:
+    """Who holds `folder`'s lock (what its lock file says), or None if no process does."""
+    path = lock_path(folder)
+    if not os.path.isfile(path):
+        return None
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None

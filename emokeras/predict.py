@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 from absl import app, flags
 
+from emokeras import quiet
 from emokeras.cli import run_command
 from emokeras.files import OutputError
 from emokeras.serving.recognizer import RUNTIMES, SEGMENTATIONS, Recognizer, class_columns
+from emokeras.serving.runtimes import read_metadata, uses_tensorflow
 
 FLAGS = flags.FLAGS  # absl's flag values, defined by define_flags()
 
@@ -126,11 +128,14 @@ def _write(text: str) -> None:
 
 
 def main(argv):
+    """Answers the recordings of `argv` and prints or writes the table."""
     paths = argv[1:]
     if not paths:
         raise app.UsageError("give one or more wav files: python -m emokeras.predict --model DIR a.wav b.wav")
     if sys.stdout is None:
         raise OutputError("standard output is closed: nowhere to write the answers")
+    if uses_tensorflow(read_metadata(FLAGS.model), FLAGS.runtime):
+        quiet.start(tensorflow=True)  # loaded quietly now, rather than loudly by the runtime
     with Recognizer.load(FLAGS.model, runtime=FLAGS.runtime, segmentation=FLAGS.segmentation,
                          window_seconds=FLAGS.window_seconds, hop_seconds=FLAGS.hop_seconds,
                          batch_size=FLAGS.batch_size, workers=FLAGS.workers,
@@ -150,6 +155,7 @@ def main(argv):
 
 
 def define_flags():
+    """Defines the command's flags."""
     flags.DEFINE_string("model", None, "An exported model folder, e.g. saved_models/B-ACO-1/fold-3.", required=True)
     flags.DEFINE_string("transcripts", None, "Where to look first for <name>.wdseg or <name>.json transcripts "
                         "(models that read words); otherwise beside each wav.")
@@ -168,5 +174,10 @@ def define_flags():
                          "this process.", lower_bound=1)
 
 
-if __name__ == "__main__":
+def run():
+    """Runs the command on `sys.argv`."""
     run_command(main, define_flags)
+
+
+if __name__ == "__main__":
+    run()

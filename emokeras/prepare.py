@@ -1,4 +1,4 @@
-"""`python -m emokeras.prepare`: corpus on disk → TFRecord shards with a manifest (`emokeras.preparation`).
+"""`python -m emokeras.prepare`: corpus on disk → TFRecord shards with a manifest (`emokeras.data.preparation`).
 
 With no flags: writes the demo corpus (`data/demo`), the default text encoder
 (`data/encoders/char-ngram-256`) and `tfrecords/demo/char-ngram-256/`, then
@@ -10,17 +10,26 @@ warning naming them, and counted; the rest are kept.
 
 from emokeras import cli
 from emokeras.config import PrepareConfig
-from emokeras.preparation import prepare_corpus
 
 
 def main(argv):
+    """Prepares the corpus the flags name."""
+    # Imported here: TensorFlow loads after the command's quiet start (emokeras.quiet).
+    from emokeras.data.preparation import prepare_corpus
+
     cli.no_arguments(argv)
     prepare_corpus(cli.config_from_flags(PrepareConfig))
 
 
 def define_flags():
+    """Defines the command's flags."""
     cli.define_flags(PrepareConfig)
 
 
+def run():
+    """Runs the command on `sys.argv`."""
+    cli.run_command(main, define_flags, resumable=True, tensorflow=True)
+
+
 if __name__ == "__main__":
-    cli.run_command(main, define_flags, resumable=True)
+    run()

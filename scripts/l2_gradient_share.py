@@ -1,4 +1,4 @@
-"""How large the L2 penalty's gradient is against the cross-entropy's, at initialisation (issue 13).
+"""How large the L2 penalty's gradient is against the cross-entropy's, at initialisation.
 
 Before the fix, multi-view training added the L2 penalty to its loss value without a gradient. This prints, for
 the acoustic students at the paper's sizes (l2 1e-5), the ratio of the two gradients' global norms on the first
@@ -15,10 +15,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import tensorflow as tf
 
-from emokeras import data, models
 from emokeras.config import PrepareConfig, TrainConfig
-from emokeras.experiment import build_compiled_model
-from emokeras.preparation import prepare_corpus
+from emokeras.data import pipelines
+from emokeras.data.preparation import prepare_corpus
+from emokeras.models import builders
+from emokeras.training.tasks import build_compiled_model
 
 
 def main():
@@ -33,8 +34,8 @@ def main():
         keras.utils.set_random_seed(0)
         model = build_compiled_model(TrainConfig(model=name, fold=args.fold, data=data_dir), data_dir)
         ratios = []
-        for inputs, labels in data.make_dataset(data_dir, args.fold, "train").take(args.batches):
-            inputs = models.select_inputs(model, inputs)
+        for inputs, labels in pipelines.make_dataset(data_dir, args.fold, "train").take(args.batches):
+            inputs = builders.select_inputs(model, inputs)
             with tf.GradientTape(persistent=True) as tape:
                 probabilities = model(inputs, training=True)
                 loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, probabilities))

@@ -1,10 +1,10 @@
-"""How close exported students are to a teacher on one split: UA, argmax agreement, KL(teacher ‖ student).
+r"""How close exported students are to a teacher on one split: UA, argmax agreement, KL(teacher ‖ student).
 
 Prints one line per student; asserts nothing. Used for the README's Table 3
 analysis: multi-view learning should move the acoustic student towards the
 multimodal teacher, whatever it does to UA.
 
-    python scripts/teacher_agreement.py --data tfrecords/demo/char-ngram-256 --fold 3 \\
+    python scripts/teacher_agreement.py --data tfrecords/demo/char-ngram-256 --fold 3 \
         --teacher saved_models/H-MM-4/fold-3 saved_models/B-ACO-1/fold-3 saved_models/B-ACO-1.teacher.H-MM-4/fold-3
 """
 
@@ -36,7 +36,7 @@ def predict(model_dir, batches):
 
 def unweighted_accuracy(probabilities, labels) -> float:
     """UA with the metric training reports."""
-    from emokeras.metrics import UnweightedAccuracy
+    from emokeras.models.metrics import UnweightedAccuracy
 
     metric = UnweightedAccuracy(probabilities.shape[-1])
     metric.update_state(labels, probabilities)
@@ -44,7 +44,7 @@ def unweighted_accuracy(probabilities, labels) -> float:
 
 
 def main():
-    from emokeras import data
+    from emokeras.data import pipelines
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the prepared folder the models were trained on")
@@ -54,7 +54,7 @@ def main():
     parser.add_argument("students", nargs="+", help="exported student folders")
     args = parser.parse_args()
 
-    batches = list(data.make_dataset(args.data, args.fold, args.split, batch_size=64))
+    batches = list(pipelines.make_dataset(args.data, args.fold, args.split, batch_size=64))
     teacher, labels = predict(args.teacher, batches)
     print(f"{args.split} split of fold {args.fold}, {len(labels)} utterances; "
           f"teacher {args.teacher}: UA {unweighted_accuracy(teacher, labels):.4f}")

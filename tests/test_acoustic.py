@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import soundfile
 
-from emokeras.features import acoustic as acoustic_module
-from emokeras.features.acoustic import (
+from emokeras.data.features import acoustic as acoustic_module
+from emokeras.data.features.acoustic import (
     NUM_FEATURES,
     FeatureError,
     Worker,
@@ -26,7 +26,7 @@ from emokeras.features.acoustic import (
     read_audio,
 )
 
-from conftest import tone, write_wav
+from helpers.audio import tone, write_wav
 
 
 def expected_frames(num_samples):
@@ -112,8 +112,10 @@ def test_audio_values_are_checked_before_openSMILE_reads_them(extracted):
 
 
 def test_any_worker_failure_is_reported_and_nothing_waits_for_ever(tmp_path, monkeypatch):
-    """A worker answer that cannot be read (not a RuntimeError) used to end the feeder thread, and the reader
-    waited for ever. Now that file gets the error, a new worker takes the rest."""
+    """A worker answer that cannot be read (not a RuntimeError) used to end the feeder thread.
+
+    The reader then waited for ever. Now that file gets the error, a new worker takes the rest.
+    """
     for name in ("a", "b", "c"):
         write_wav(tmp_path / f"{name}.wav", tone(0.5))
     real_call = Worker.call
@@ -139,8 +141,10 @@ def test_any_worker_failure_is_reported_and_nothing_waits_for_ever(tmp_path, mon
 # The feeder thread's own death is the case under test; pytest would report it as a warning.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_feeder_that_dies_without_an_answer_is_not_waited_for(tmp_path, monkeypatch):
-    """A feeder thread that ends by an error of its own (here, naming the file fails) gives its last notice while
-    it still counts as alive: the reader used to wait for ever for a notice that never came."""
+    """A feeder thread that ends by an error of its own gives its last notice while it still counts as alive.
+
+    Here naming the file fails. The reader used to wait for ever for a notice that never came.
+    """
     write_wav(tmp_path / "a.wav", tone(0.5))
 
     def call(self, kind, argument):
@@ -212,7 +216,7 @@ def test_tables_with_nan_no_rows_or_other_columns_are_refused_by_name():
 
 _JOIN_CHECK = """
 import numpy as np, opensmile
-from emokeras.features.acoustic import frames_from_signal
+from emokeras.data.features.acoustic import frames_from_signal
 rng = np.random.default_rng(0)
 level = opensmile.FeatureLevel
 for samples in (16000, 16037, 23999, 5000, 961):
@@ -231,9 +235,11 @@ for samples in (16000, 16037, 23999, 5000, 961):
 
 
 def test_one_pass_equals_the_start_end_join_of_separate_outputs():
-    """openSMILE's LLD and delta outputs differ in length; emokeras' one-pass frames equal their
-    (start, end) join, but for the deltas of the last two frames (end-of-stream flush). Run in a
-    fresh process without TensorFlow, where openSMILE may be constructed directly."""
+    """The LLD and delta outputs of openSMILE differ in length.
+
+    The one-pass frames equal their (start, end) join, but for the deltas of the last two frames (end-of-stream
+    flush). Run in a fresh process without TensorFlow, where openSMILE may be constructed directly.
+    """
     result = subprocess.run([sys.executable, "-c", _JOIN_CHECK], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(result.stdout.splitlines()) == 5
@@ -251,7 +257,7 @@ def test_extraction_works_in_a_fresh_process_that_imported_tensorflow_first(tmp_
     write_wav(tmp_path / "a.wav", tone(0.5))
     script = (
         "import tensorflow as tf\n"
-        "from emokeras.features.acoustic import extract_frames_parallel\n"
+        "from emokeras.data.features.acoustic import extract_frames_parallel\n"
         f"[(path, frames, error)] = extract_frames_parallel([{str(tmp_path / 'a.wav')!r}], workers=1, progress=False)\n"
         "assert error is None, error\n"
         "print(tf.__version__, frames.shape)\n"

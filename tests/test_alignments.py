@@ -1,13 +1,16 @@
-"""emokeras.alignments: every word timing format read from files the tests write in each tool's real layout (MFA's
-long and short TextGrids, UTF-16, several speakers; CTM with comments and many utterances; WhisperX with a numeral
-left untimed; emokeras' JSON; IEMOCAP's .wdseg), to the same words and frame spans; bad files named by line."""
+"""emokeras.data.alignments.
+
+Every word timing format read from files the tests write in each tool's real layout (MFA's long and short TextGrids,
+UTF-16, several speakers; CTM with comments and many utterances; WhisperX with a numeral left untimed; emokeras' JSON;
+IEMOCAP's .wdseg), to the same words and frame spans; bad files named by line.
+"""
 
 import json
 
 import pytest
 
-from emokeras import alignments
-from emokeras.alignments import AlignmentError, Word
+from emokeras.data import alignments
+from emokeras.data.alignments import AlignmentError, Word
 
 LONG_TEXTGRID = '''File type = "ooTextFile"
 Object class = "TextGrid"

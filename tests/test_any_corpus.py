@@ -1,6 +1,9 @@
-"""Any corpus through every command: preparation of MSP-Podcast, CREMA-D, RAVDESS and a manifest written in their
-real layouts; classes and folds as data (class-sized models, the corpus's folds in errors, Test2 beside Test1);
-models refused where the corpus lacks what they read; and one manifest corpus end to end, from prepare to predict."""
+"""Any corpus through every command.
+
+Preparation of MSP-Podcast, CREMA-D, RAVDESS and a manifest written in their real layouts; classes and folds as data
+(class-sized models, the corpus's folds in errors, Test2 beside Test1); models refused where the corpus lacks what they
+read; and one manifest corpus end to end, from prepare to predict.
+"""
 
 import dataclasses
 import json
@@ -14,12 +17,14 @@ import sys
 import numpy as np
 import pytest
 
-from emokeras import data, predictions, tfrecords
 from emokeras.config import ModelConfig, PrepareConfig
-from emokeras.experiment import Experiment, class_weights
-from emokeras.preparation import prepare_corpus
+from emokeras.data import pipelines, tfrecords
+from emokeras.data.preparation import prepare_corpus
+from emokeras.training import predictions
+from emokeras.training.experiment import Experiment
+from emokeras.training.tasks import class_weights
 
-from corpus_writing import (
+from helpers.corpora import (
     CREMA_EMPTY,
     MANIFEST_CLASSES,
     MSP_STEREO,
@@ -28,7 +33,7 @@ from corpus_writing import (
     write_msp_podcast,
     write_ravdess,
 )
-from run_testing import small_config
+from helpers.runs import small_config
 
 
 def prepared(tmp_path_factory, corpus, root, **options):
@@ -55,13 +60,13 @@ def test_msp_podcast_is_prepared_with_its_classes_splits_and_a_resampled_stereo_
     assert manifest["counts"]["Train"] == {"anger": 2, "happiness": 2, "neutral": 2, "sadness": 2}
     assert manifest["skipped"] == {"Test3 (no labels)": 2, "no audio": 1, "other label": 2}
     assert manifest["skipped_ids"]["no audio"] == ["MSP-PODCAST_0009_0001"]
-    examples = {e["utterance_id"].decode(): e for e in data.parsed_split(msp_data, 0, "train").as_numpy_iterator()}
+    examples = {e["utterance_id"].decode(): e for e in pipelines.parsed_split(msp_data, 0, "train").as_numpy_iterator()}
     stereo = examples[os.path.splitext(MSP_STEREO)[0]]
     # 1.2 s at 44.1 kHz, two channels: down-mixed and resampled, it has the frames of 1.2 s at 16 kHz.
     assert stereo["num_frames"] == examples["MSP-PODCAST_0001_0000"]["num_frames"] == 115
     assert [w.decode() for w in stereo["words"]] == ["hello", "there"]
     np.testing.assert_array_equal(stereo["word_spans"], [[20, 50], [60, 100]])
-    assert len(list(data.parsed_split(msp_data, 0, "test2"))) == 4
+    assert len(list(pipelines.parsed_split(msp_data, 0, "test2"))) == 4
 
 
 def test_msp_podcast_trains_on_its_one_fold_and_reports_test2(msp_data, tmp_path):
@@ -140,13 +145,16 @@ def test_ravdess_is_resampled_from_48_khz(tmp_path_factory):
                         speaker_folds=3)
     manifest = tfrecords.read_manifest(data_dir)
     assert manifest["num_utterances"] == 24 and len(manifest["classes"]) == 8
-    frames = [e["num_frames"] for e in data.parsed_split(data_dir, 0, "test").as_numpy_iterator()]
+    frames = [e["num_frames"] for e in pipelines.parsed_split(data_dir, 0, "test").as_numpy_iterator()]
     assert frames and set(frames) == {75}  # 0.8 s: (12,800 − 960) / 160 + 1 frames of 60 ms every 10 ms
 
 
+@pytest.mark.large
 def test_a_manifest_corpus_from_prepare_to_predict(tmp_path_factory):
-    """TextGrid, CTM and WhisperX timings → prepare → H-MM-4 for one epoch → export → predict, answering with the
-    corpus's own class names."""
+    """TextGrid, CTM and WhisperX timings → prepare → H-MM-4 for one epoch → export → predict.
+
+    The recogniser answers with the corpus's own class names.
+    """
     from emokeras.serving.recognizer import Recognizer
 
     csv_path = write_manifest_corpus(tmp_path_factory.mktemp("own"))
@@ -155,7 +163,7 @@ def test_a_manifest_corpus_from_prepare_to_predict(tmp_path_factory):
     manifest = tfrecords.read_manifest(data_dir)
     assert manifest["classes"] == list(MANIFEST_CLASSES) and manifest["has_timings"]
     assert manifest["num_utterances"] == 24 and manifest["skipped_ids"] == {"no audio": ["s1_99"]}
-    example = next(e for e in data.parsed_split(data_dir, 0, "validation").as_numpy_iterator()
+    example = next(e for e in pipelines.parsed_split(data_dir, 0, "validation").as_numpy_iterator()
                    if e["utterance_id"] == b"s3_00")
     assert [w.decode() for w in example["words"]] == ["hello", "2", "there"]
     np.testing.assert_array_equal(example["word_spans"], [[20, 50], [50, 60], [60, 100]])  # "2": between

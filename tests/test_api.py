@@ -1,4 +1,7 @@
-"""The public API: `import emokeras` loads no TensorFlow, and every public name resolves to what it says."""
+"""The public API: `import emokeras` loads no TensorFlow, and every public name resolves to what it says.
+
+The modules openSMILE's side and the TensorFlow-free paths import never load it; `python -m emokeras` runs commands.
+"""
 
 import subprocess
 import sys
@@ -13,7 +16,7 @@ def test_import_emokeras_loads_no_tensorflow_and_every_public_name_resolves():
               "    value = getattr(emokeras, name)\n"
               "    assert isinstance(value, tuple) or value.__module__.startswith('emokeras'), name\n"
               "from emokeras import build_model, MultiViewModel, Experiment, TrainConfig\n"
-              "from emokeras.models import build_model as defined\n"
+              "from emokeras.models.builders import build_model as defined\n"
               "assert build_model is defined\n"
               "print(len(emokeras.__all__))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -28,3 +31,63 @@ def test_an_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="module 'emokeras' has no attribute 'Trainer'"):
         emokeras.Trainer  # noqa: B018 (the attribute access is what is tested)
+
+
+# The modules that must load without TensorFlow (ARCHITECTURE.md, Data flow): openSMILE aborts in a process that
+# has loaded it, and the ONNX recogniser, compare and the commands' start run without it.
+TENSORFLOW_FREE = ("emokeras", "emokeras.config", "emokeras.settings", "emokeras.cli", "emokeras.quiet",
+                   "emokeras.files", "emokeras.data", "emokeras.data.corpus", "emokeras.data.corpus.records",
+                   "emokeras.data.corpus.iemocap", "emokeras.data.corpus.msp_podcast", "emokeras.data.corpus.crema_d",
+                   "emokeras.data.corpus.ravdess", "emokeras.data.corpus.manifest", "emokeras.data.corpus.demo",
+                   "emokeras.data.alignments", "emokeras.data.features.acoustic", "emokeras.models",
+                   "emokeras.models.specs", "emokeras.serving", "emokeras.serving.segments", "emokeras.serving.frames",
+                   "emokeras.serving.inputs", "emokeras.serving.runtimes", "emokeras.serving.recognizer",
+                   "emokeras.training", "emokeras.training.predictions", "emokeras.training.paired_tests",
+                   "emokeras.training.supervisor", "emokeras.__main__", "emokeras.train", "emokeras.prepare",
+                   "emokeras.crossval", "emokeras.tune", "emokeras.predict", "emokeras.compare")
+
+
+def test_these_modules_import_with_tensorflow_blocked():
+    script = ("import importlib, sys\n"
+              "class Refuse:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_hub', 'tf_keras'):\n"
+              "            raise ImportError(f'{name} is blocked in this test')\n"
+              "sys.meta_path.insert(0, Refuse())\n"
+              f"for name in {TENSORFLOW_FREE!r}:\n"
+              "    importlib.import_module(name)\n"
+              "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_python_dash_m_emokeras_lists_the_commands_and_runs_one():
+    listed = subprocess.run([sys.executable, "-m", "emokeras", "--help"], capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0
+    for command in ("prepare", "train", "crossval", "tune", "predict", "compare"):
+        assert f"\n  {command} " in listed.stdout
+    helped = subprocess.run([sys.executable, "-m", "emokeras", "train", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert helped.returncode == 0 and "--fold" in helped.stdout and "emokeras.train" in helped.stdout
+    assert helped.stderr == ""  # a quiet start: no TensorFlow log line
+    unknown = subprocess.run([sys.executable, "-m", "emokeras", "trian"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 1 and "'trian' is not an emokeras command" in unknown.stderr
+
+
+def test_a_quiet_start_holds_back_tensorflows_log_lines_unless_asked():
+    import re
+
+    from helpers.commands import TF_LOG_LINE, user_environment
+
+    script = "import sys\nfrom emokeras import quiet\nquiet.start(tensorflow=True)\nprint('started')\n"
+    environment = user_environment()
+    quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           env=environment)
+    assert quiet.returncode == 0 and quiet.stdout == "started\n"
+    assert not re.search(TF_LOG_LINE, quiet.stderr, re.M), quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", script, "--verbose"], capture_output=True, text=True, timeout=120,
+                          env=environment)
+    assert re.search(TF_LOG_LINE, loud.stderr, re.M), "--verbose shows TensorFlow's own lines"
+    chosen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**environment, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert re.search(TF_LOG_LINE, chosen.stderr, re.M), "a level the user sets is respected"

@@ -1,10 +1,14 @@
-"""Bad input at the door, as users gave it: inputs that are not regular files, silence only after mixing, caller-given
-segments, repeated paths, wrong argument types and shapes, damaged exports, a model that answers NaN, closed or
-full output streams, Ctrl-C and --help. Each gets one line naming the input and the problem, the rest is answered,
-and the exit status says what happened (1 bad input, 130 Ctrl-C, 0 help)."""
+"""Bad input at the door, as users gave it.
+
+Inputs that are not regular files, silence only after mixing, caller-given segments, repeated paths, wrong argument
+types and shapes, damaged exports, a model that answers NaN, closed or full output streams, Ctrl-C and --help. Each gets
+one line naming the input and the problem, the rest is answered, and the exit status says what happened (1 bad input,
+130 Ctrl-C, 0 help).
+"""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +22,8 @@ import soundfile
 
 from emokeras.serving.recognizer import PredictionError, Recognizer
 
-from corpus_writing import speech
+from helpers.commands import TF_LOG_LINE, user_environment
+from helpers.corpora import speech
 
 FOLD = 3
 
@@ -248,10 +253,11 @@ def nan_export(tmp_path_factory, demo_data):
     """A B-ACO-1 whose weights are NaN, exported with its model.onnx (what a NaN loss would have left)."""
     import keras
 
-    from emokeras.experiment import build_model_for, preparation_facts
     from emokeras.serving.export import export_saved_model
+    from emokeras.training.experiment import preparation_facts
+    from emokeras.training.tasks import build_model_for
 
-    from run_testing import small_config
+    from helpers.runs import small_config
 
     config = small_config(tmp_path_factory.mktemp("nan"), demo_data)
     model = build_model_for("B-ACO-1", config, demo_data)
@@ -320,12 +326,14 @@ def test_help_exits_0(command):
     assert "--" in done.stdout
 
 
+@pytest.mark.large
 def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
     """Interrupted in its second epoch; the rerun then resumes (exactly: tests/test_train.py checks that)."""
     command = [sys.executable, "-m", "emokeras.train", "--model", "B-ACO-1", "--fold", "3", "--epochs", "20",
                "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--data", demo_data,
                "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=user_environment())
     deadline = time.monotonic() + 300
     for line in process.stdout:
         if line.startswith("Epoch 2/") or time.monotonic() > deadline:
@@ -338,3 +346,4 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
     assert lines[-1].startswith("ERROR: interrupted") and "run the same command again to resume" in lines[-1]
     assert "KeyboardInterrupt" not in stderr
     assert os.path.isdir(tmp_path / "runs" / "B-ACO-1" / "fold-3" / "state")
+    assert not re.search(TF_LOG_LINE, stderr, re.M), stderr  # a quiet start, and no line per epoch

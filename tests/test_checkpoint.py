@@ -1,5 +1,8 @@
-"""emokeras.checkpoint: each epoch's state is committed whole, so a run stopped at any point, even in the middle of a
-commit, resumes to the history, best epoch and weights an uninterrupted run passes through."""
+"""emokeras.training.checkpoint.
+
+Each epoch's state is committed whole, so a run stopped at any point, even in the middle of a commit, resumes to the
+history, best epoch and weights an uninterrupted run passes through.
+"""
 
 import csv
 import json
@@ -9,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from emokeras import checkpoint
-from emokeras.checkpoint import RunCheckpoint, TrainingState
+from emokeras.training import checkpoint
+from emokeras.training.checkpoint import RunCheckpoint, TrainingState
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((16, 3)).astype("float32")
@@ -91,8 +94,11 @@ def test_the_resumed_weights_are_the_committed_ones(tmp_path):
 
 @pytest.mark.parametrize("failing_rename", [1, 2])
 def test_a_commit_stopped_between_its_renames_is_finished_or_undone(tmp_path, monkeypatch, failing_rename):
-    """Stopped at the first rename of epoch 2's commit, the state is epoch 1's; at the second, the swap is
-    finished from state.old. Either way the history and the state agree, and the run resumes from there."""
+    """Stopped at the first rename of epoch 2's commit, the state is epoch 1's.
+
+    At the second, the swap is finished from state.old. Either way the history and the state agree, and the run resumes
+    from there.
+    """
     fit(str(tmp_path), epochs=2)
     renames = {"count": 0}
     real_replace = os.replace

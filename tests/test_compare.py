@@ -1,5 +1,8 @@
-"""emokeras.compare on run folders written by hand: known differences give hand-computed ΔUA, a system against itself
-gives nothing, swapping the systems negates, mismatched or damaged runs are refused with one line."""
+"""emokeras.compare on run folders written by hand.
+
+Known differences give hand-computed ΔUA, a system against itself gives nothing, swapping the systems negates,
+mismatched or damaged runs are refused with one line.
+"""
 
 import json
 import os
@@ -9,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from emokeras import compare, predictions
+from emokeras.training import paired_tests, predictions
 
 CLASSES = ["anger", "happiness", "neutral", "sadness"]
 
@@ -54,7 +57,7 @@ def system(folder, folds=(0, 1, 2), seeds=(0, 1, 2), flips=None, size=40):
 
 def test_a_system_against_itself_differs_by_nothing(tmp_path):
     a = system(tmp_path / "A", flips={(0, 0): [1, 2], (1, 1): [5]})
-    [result] = compare.compare([a, a], resamples=500)
+    [result] = paired_tests.compare([a, a], resamples=500)
     assert result["delta_ua"] == 0 and (result["ci_low"], result["ci_high"]) == (0, 0)
     assert result["p_value"] == 1
     assert result["folds"]["p_value"] == 1 and result["folds"]["wins"] == 0 and result["folds"]["n"] == 3
@@ -66,7 +69,7 @@ def test_flipping_known_answers_gives_the_hand_computed_difference(tmp_path):
     # wrong with seed 0 on fold 0, and utterance 1 (happiness) wrong with every seed on fold 2.
     a = system(tmp_path / "A", flips={(0, 0): [0, 4], (2, 0): [1], (2, 1): [1], (2, 2): [1]})
     b = system(tmp_path / "B")
-    [result] = compare.compare([a, b], resamples=2000)
+    [result] = paired_tests.compare([a, b], resamples=2000)
     # Fold 0: A's seed 0 has anger recall 8/10, UA (0.8 + 3) / 4 = 0.95; seeds averaged: (0.95 + 1 + 1) / 3.
     # Fold 2: happiness recall 9/10 for every seed: UA 0.975. ΔUA = mean over folds of B - A.
     fold_deltas = [1 - (0.95 + 2) / 3, 0.0, 1 - 0.975]
@@ -84,38 +87,38 @@ def test_swapping_the_systems_negates_the_difference_and_the_interval(tmp_path):
     flips_a = {(f, s): list(rng.choice(40, 6, replace=False)) for f in range(3) for s in range(3)}
     flips_b = {(f, s): list(rng.choice(40, 12, replace=False)) for f in range(3) for s in range(3)}
     a, b = system(tmp_path / "A", flips=flips_a), system(tmp_path / "B", flips=flips_b)
-    [forward] = compare.compare([a, b], resamples=2000, seed=7)
-    [backward] = compare.compare([b, a], resamples=2000, seed=7)
+    [forward] = paired_tests.compare([a, b], resamples=2000, seed=7)
+    [backward] = paired_tests.compare([b, a], resamples=2000, seed=7)
     assert backward["delta_ua"] == pytest.approx(-forward["delta_ua"])
     assert (backward["ci_low"], backward["ci_high"]) == pytest.approx((-forward["ci_high"], -forward["ci_low"]))
     assert backward["folds"]["p_value"] == pytest.approx(forward["folds"]["p_value"])
     assert forward["delta_ua"] < 0 and forward["ci_high"] < 0  # B errs twice as often
     assert forward["p_value"] < 0.01
     # The same inputs and --seed give the same numbers.
-    assert compare.compare([a, b], resamples=2000, seed=7) == [forward]
+    assert paired_tests.compare([a, b], resamples=2000, seed=7) == [forward]
 
 
 def test_more_systems_are_each_compared_with_the_first_holm_corrected(tmp_path):
     a = system(tmp_path / "A", flips={(f, s): list(range(0, 16)) for f in range(3) for s in range(3)})
     b, c = system(tmp_path / "B"), system(tmp_path / "C", flips={(0, 0): [3]})
-    results = compare.compare([a, b, c], resamples=1000)
+    results = paired_tests.compare([a, b, c], resamples=1000)
     assert [os.path.basename(r["system"]) for r in results] == ["B", "C"]
     raw = [r["p_value_uncorrected"] for r in results]
-    assert [r["p_value"] for r in results] == pytest.approx(compare.holm(raw))
-    assert compare.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert [r["p_value"] for r in results] == pytest.approx(paired_tests.holm(raw))
+    assert paired_tests.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert "Holm" in results[0]["methods"]["correction"]
 
 
 def test_json_output_has_the_contract_keys(tmp_path):
     a = system(tmp_path / "A", seeds=(0,), flips={(0, 0): [1]})
     b = system(tmp_path / "B", seeds=(0,))
-    [result] = compare.compare([a, b], resamples=200)
-    out = json.loads(compare.format_json([result]))
+    [result] = paired_tests.compare([a, b], resamples=200)
+    out = json.loads(paired_tests.format_json([result]))
     assert {"delta_ua", "ci_low", "ci_high", "p_value", "folds", "seeds", "methods"} <= set(out)
     assert {"p_value", "ci_low", "ci_high", "wins", "n"} <= set(out["folds"])
     assert out["delta_ua"] == pytest.approx((1 - 0.975) / 3)  # fractions of 1, not points
     assert out["seeds"]["A"]["seeds"] == [0]
-    text = compare.format_table([result])
+    text = paired_tests.format_table([result])
     assert "ΔUA +0.83 points" in text and "a claim about the method needs at least 3" in text
     assert "10000" not in text and "200 resamples" in text
 
@@ -123,30 +126,30 @@ def test_json_output_has_the_contract_keys(tmp_path):
 def test_runs_that_cannot_be_compared_are_refused_naming_the_difference(tmp_path):
     a = system(tmp_path / "A")
     fewer = system(tmp_path / "fewer", folds=(0, 1))
-    with pytest.raises(compare.ComparisonError, match=r"fewer lacks fold\(s\) 2 that .*A has \(folds 0,1,2\)"):
-        compare.compare([a, fewer])
+    with pytest.raises(paired_tests.ComparisonError, match=r"fewer lacks fold\(s\) 2 that .*A has \(folds 0,1,2\)"):
+        paired_tests.compare([a, fewer])
     other = system(tmp_path / "other")
     ids, labels = truth(1)
     for seed in (0, 1, 2):
         write_run(str(tmp_path / "other"), 1, seed, labels, ids=[*ids[:-1], "someone_else"])
-    with pytest.raises(compare.ComparisonError, match="test different utterances or labels on fold 1"):
-        compare.compare([a, other])
+    with pytest.raises(paired_tests.ComparisonError, match="test different utterances or labels on fold 1"):
+        paired_tests.compare([a, other])
     six = tmp_path / "six"
     for fold in (0, 1, 2):
         for seed in (0, 1, 2):
             write_run(str(six), fold, seed, np.arange(40) % 4, classes=[*CLASSES, "fear", "disgust"])
-    with pytest.raises(compare.ComparisonError, match="has classes .*fear.*: runs of other corpora or classes"):
-        compare.compare([a, str(six)])
+    with pytest.raises(paired_tests.ComparisonError, match="has classes .*fear.*: runs of other corpora or classes"):
+        paired_tests.compare([a, str(six)])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(compare.ComparisonError, match=r"empty: no finished run"):
-        compare.compare([a, str(tmp_path / "empty")])
+    with pytest.raises(paired_tests.ComparisonError, match=r"empty: no finished run"):
+        paired_tests.compare([a, str(tmp_path / "empty")])
     partial = system(tmp_path / "partial", seeds=(0, 1))
     os.remove(os.path.join(partial, "seed-1", "fold-2", "results.json"))
-    with pytest.raises(compare.ComparisonError, match="fold 2 has seeds 0, fold 0 has 0,1"):
-        compare.compare([partial, a])
+    with pytest.raises(paired_tests.ComparisonError, match="fold 2 has seeds 0, fold 0 has 0,1"):
+        paired_tests.compare([partial, a])
     # --folds and --seeds compare what both have.
-    assert compare.compare([a, fewer], folds=(0, 1), resamples=200)[0]["folds"]["n"] == 2
-    assert compare.compare([partial, a], seeds=(0,), resamples=200)[0]["delta_ua"] == 0
+    assert paired_tests.compare([a, fewer], folds=(0, 1), resamples=200)[0]["folds"]["n"] == 2
+    assert paired_tests.compare([partial, a], seeds=(0,), resamples=200)[0]["delta_ua"] == 0
 
 
 def test_the_command_names_a_damaged_file_in_one_line_and_exits_1(tmp_path):

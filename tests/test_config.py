@@ -1,5 +1,8 @@
-"""emokeras.config and emokeras.cli: each setting defined once, its flag made from it, a configuration's command
-line read back into the same configuration, and what makes two runs different."""
+"""emokeras.config and emokeras.cli.
+
+Each setting defined once, its flag made from it, a configuration's command line read back into the same configuration,
+and what makes two runs different.
+"""
 
 import dataclasses
 import shlex
@@ -7,9 +10,9 @@ import shlex
 import pytest
 from absl import flags
 
-from emokeras import cli, config
+from emokeras import cli, config, settings
 from emokeras.config import DataConfig, ModelConfig, MultiViewConfig, TrainConfig, TuneConfig
-from emokeras.specs import ACOUSTIC_ONLY, MODEL_NAMES
+from emokeras.models.specs import ACOUSTIC_ONLY, MODEL_NAMES
 
 
 def parse(config_class, argv, **define):
@@ -20,12 +23,12 @@ def parse(config_class, argv, **define):
 
 
 def test_every_setting_has_a_flag_a_help_text_and_the_library_vocabulary():
-    names = [item.name for item in config.settings(TrainConfig)]
+    names = [item.name for item in settings.settings(TrainConfig)]
     assert len(names) == len(set(names))
     assert {"max_frames", "max_words", "bucket_boundaries", "shuffle_buffer", "blstm_layers", "mixed_precision",
             "multiview"} <= set(names)
-    assert all(item.help for item in config.settings(TrainConfig))
-    choices = {item.name: item.choices for item in config.settings(TrainConfig)}
+    assert all(item.help for item in settings.settings(TrainConfig))
+    choices = {item.name: item.choices for item in settings.settings(TrainConfig)}
     assert choices["model"] == MODEL_NAMES and choices["view"] == MODEL_NAMES and choices["student"] == ACOUSTIC_ONLY
     assert choices["multiview"] == config.MULTIVIEW_MODES and choices["negatives"] == config.NEGATIVE_RULES
     values = parse(TrainConfig, [])
@@ -39,7 +42,7 @@ def test_a_command_line_reads_back_into_its_configuration():
         model_config=ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.25),
         multiview=MultiViewConfig(mode="teacher", student="B-ACO-1+attention", teacher="runs/H-MM-4/fold-{fold}",
                                   margin=0.7, negatives="similar"))
-    command = config.command_line(wanted)
+    command = settings.command_line(wanted)
     assert command.startswith("python -m emokeras.train --fold 7 --epochs 3 --mixed_precision mixed_bfloat16")
     assert "--bucket_boundaries 50,150" in command and "--model" not in command and "--seed" not in command
     argv = shlex.split(command)[3:]
@@ -59,9 +62,9 @@ def test_bad_values_name_their_flag():
     with pytest.raises(ValueError, match=r"--bucket_boundaries takes comma-separated ints, got '100,two'"):
         cli.config_from_flags(TrainConfig, parse(TrainConfig, ["--bucket_boundaries", "100,two"]))
     with pytest.raises(ValueError, match=r"--model must be one of B-ACO-1, .*got 'H-MM-5'"):
-        config.from_flat(TrainConfig, {"model": "H-MM-5"})
+        settings.from_flat(TrainConfig, {"model": "H-MM-5"})
     with pytest.raises(ValueError, match=r"--fold must be at least 0, got -1"):
-        config.from_flat(TrainConfig, {"fold": -1})  # a fold past the corpus's is named by the corpus's folds
+        settings.from_flat(TrainConfig, {"fold": -1})  # a fold past the corpus's is named by the corpus's folds
     with pytest.raises(flags.IllegalFlagValueError):
         parse(TrainConfig, ["--mixed_precision", "float8"])
 
@@ -71,10 +74,10 @@ def test_identity_differences_name_each_setting_that_shapes_a_result():
     recorded["data_config"]["bucket_boundaries"] = list(recorded["data_config"]["bucket_boundaries"])  # as JSON
     del recorded["mixed_precision"]  # recorded by an older emokeras: the default
     same = TrainConfig(model="B-ACO-1", output="other", overwrite=True)  # where outputs go is not identity
-    assert config.identity_differences(recorded, same) == []
+    assert settings.identity_differences(recorded, same) == []
     other = TrainConfig(model="B-ACO-1", epochs=5, model_config=ModelConfig(hidden_units=64),
                         data_config=DataConfig(max_frames=600))
-    assert config.identity_differences(recorded, other) == [
+    assert settings.identity_differences(recorded, other) == [
         "--epochs: recorded 30, asked for 5", "--max_frames: recorded 700, asked for 600",
         "--hidden_units: recorded 256, asked for 64"]
 
@@ -82,11 +85,12 @@ def test_identity_differences_name_each_setting_that_shapes_a_result():
 def test_settings_a_run_ignores_are_not_part_of_it():
     single = TrainConfig(model="B-ACO-1")
     recorded = dataclasses.asdict(single)
-    assert config.identity_differences(recorded, dataclasses.replace(single, multiview=MultiViewConfig(beta_a=2))) == []
-    assert "--beta_a" not in config.command_line(dataclasses.replace(single, multiview=MultiViewConfig(beta_a=2)))
+    ignored = dataclasses.replace(single, multiview=MultiViewConfig(beta_a=2))
+    assert settings.identity_differences(recorded, ignored) == []
+    assert "--beta_a" not in settings.command_line(dataclasses.replace(single, multiview=MultiViewConfig(beta_a=2)))
     teacher = TrainConfig(multiview=MultiViewConfig(mode="teacher", teacher="runs/H-MM-4/fold-3"))
     assert teacher.unused_settings() == {"model", "view", "beta_a", "beta_m", "beta_decay"}
-    assert config.command_line(dataclasses.replace(teacher, model="B-LEX")) == (
+    assert settings.command_line(dataclasses.replace(teacher, model="B-LEX")) == (
         "python -m emokeras.train --fold 3 --multiview teacher --teacher runs/H-MM-4/fold-3")
 
 

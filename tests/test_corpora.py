@@ -1,7 +1,9 @@
-"""The corpus readers on releases the tests write in their real layouts, quirks included: MSP-Podcast (a labelled
-file without audio, a 44.1 kHz stereo file, Test3 without labels, Unknown speakers, the older release's names),
-CREMA-D (a clip without samples), RAVDESS (songs and audio-visual files beside the speech, 48 kHz), and manifests
-(every required column, split and segment, and each error named before any work)."""
+"""The corpus readers on releases the tests write in their real layouts, quirks included.
+
+MSP-Podcast (a labelled file without audio, a 44.1 kHz stereo file, Test3 without labels, Unknown speakers, the older
+release's names), CREMA-D (a clip without samples), RAVDESS (songs and audio-visual files beside the speech, 48 kHz),
+and manifests (every required column, split and segment, and each error named before any work).
+"""
 
 import collections
 import logging
@@ -9,10 +11,10 @@ import os
 
 import pytest
 
-from emokeras.corpus import count_table, crema_d, manifest, msp_podcast, ravdess
-from emokeras.corpus.records import Utterance, assign_speaker_folds
+from emokeras.data.corpus import count_table, crema_d, manifest, msp_podcast, ravdess
+from emokeras.data.corpus.records import Utterance, assign_speaker_folds
 
-from corpus_writing import (
+from helpers.corpora import (
     CREMA_EMPTY,
     MSP_STEREO,
     write_crema_d,

@@ -1,5 +1,8 @@
-"""emokeras.crossval: finished folds are reported not retrained, the summary averages the folds' results,
-and the command line writes the report."""
+"""emokeras.crossval.
+
+Finished folds are reported not retrained, the summary averages the folds' results, and the command line writes the
+report.
+"""
 
 import csv
 import json
@@ -12,16 +15,19 @@ import sys
 import numpy as np
 import pytest
 
-from emokeras import cross_validation as crossval
-from emokeras.config import TrainConfig, command_line
+from emokeras.config import TrainConfig
+from emokeras.settings import command_line
+from emokeras.training import cross_validation as crossval
 
 
 def test_parse_seeds():
-    assert crossval.parse_seeds("0,1,2") == (0, 1, 2)
+    from emokeras.cli import parse_integers
+
+    assert parse_integers("0,1,2", "--seeds") == (0, 1, 2)
     with pytest.raises(ValueError, match="--seeds repeats 1"):
-        crossval.parse_seeds("1,1")
+        parse_integers("1,1", "--seeds")
     with pytest.raises(ValueError, match="--seeds takes comma-separated integers"):
-        crossval.parse_seeds("one")
+        parse_integers("one", "--seeds")
 
 
 def test_parse_folds():

@@ -1,20 +1,23 @@
-"""What a GPU user sees: Keras' cuDNN branch, taken on a CPU (tests/cudnn_testing.py), with its mask assertion run
-inside the compiled steps of every model's fit, evaluate and predict, and the export, which must run on any device.
-Both views of every multi-view mode: tests/test_multiview.py; a whole training run: tests/test_train.py."""
+"""What a GPU user sees.
+
+Keras' cuDNN branch, taken on a CPU (tests/helpers/cudnn.py), with its mask assertion run inside the compiled steps of
+every model's fit, evaluate and predict, and the export, which must run on any device. Both views of every multi-view
+mode: tests/test_multiview.py; a whole training run: tests/test_train.py.
+"""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import models
 from emokeras.config import ModelConfig
+from emokeras.models import builders
+from emokeras.models.specs import model_spec
 from emokeras.serving import export
-from emokeras.specs import model_spec
 
-from cudnn_testing import MASK_ERROR, cudnn_branch, lstm_layers
-from masked_reference import build_masked_reference
-from model_testing import NUM_FEATURES, SMALL, WORD_DIMENSION, bucket_batch, small_model
+from helpers.cudnn import MASK_ERROR, cudnn_branch, lstm_layers
+from helpers.masked_reference import build_masked_reference
+from helpers.models import NUM_FEATURES, SMALL, WORD_DIMENSION, bucket_batch, small_model
 
 LABELS = np.array([0, 1, 2, 3, 1])
 
@@ -24,23 +27,26 @@ def test_the_simulation_fails_where_a_gpu_fails():
     with cudnn_branch():
         masked = build_masked_reference("B-ACO-2", SMALL, num_features=NUM_FEATURES, word_dimension=WORD_DIMENSION)
         masked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-        inputs = models.select_inputs(masked, bucket_batch())
+        inputs = builders.select_inputs(masked, bucket_batch())
         with pytest.raises(tf.errors.InvalidArgumentError, match=MASK_ERROR):
             masked.fit(inputs, LABELS, batch_size=5, epochs=1, verbose=0)
         model = small_model("B-ACO-1")
-        inputs = models.select_inputs(model, bucket_batch())
+        inputs = builders.select_inputs(model, bucket_batch())
         inputs["num_frames"] = inputs["num_frames"] * np.array([1, 1, 1, 1, 0], "int32")
         with pytest.raises(tf.errors.InvalidArgumentError, match=MASK_ERROR):
             model.predict(inputs, batch_size=5, verbose=0)
 
 
-@pytest.mark.parametrize("name,blstm_layers", [(name, 1) for name in models.MODEL_NAMES] + [("H-MM-4", 2)])
+@pytest.mark.large
+@pytest.mark.parametrize("name,blstm_layers", [(name, 1) for name in builders.MODEL_NAMES] + [("H-MM-4", 2)])
 def test_every_model_fits_evaluates_and_predicts_on_the_cudnn_path(name, blstm_layers):
-    """Each LSTM, in each of the three compiled functions, took the cuDNN branch with a mask it accepts; the
-    batch has interior silences, padding words and a short last row."""
+    """Each LSTM, in each of the three compiled functions, took the cuDNN branch with a mask it accepts.
+
+    The batch has interior silences, padding words and a short last row.
+    """
     with cudnn_branch() as branch:
         model = small_model(name, ModelConfig(hidden_units=8, blstm_layers=blstm_layers, dropout=0.1))
-        inputs = models.select_inputs(model, bucket_batch())
+        inputs = builders.select_inputs(model, bucket_batch())
         assert set(inputs) == set(model_spec(name).inputs)
         model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
         before = [w.copy() for w in model.get_weights()]
@@ -55,9 +61,12 @@ def test_every_model_fits_evaluates_and_predicts_on_the_cudnn_path(name, blstm_l
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.large
 def test_the_export_is_traced_for_any_device(tmp_path):
-    """On a GPU, the cuDNN branch would put CudnnRNNV3 into the SavedModel, which no CPU can run (measured:
-    "No OpKernel was registered to support Op 'CudnnRNNV3'"). The export traces the generic kernel instead."""
+    """On a GPU, the cuDNN branch would put CudnnRNNV3 into the SavedModel, which no CPU can run.
+
+    Measured: "No OpKernel was registered to support Op 'CudnnRNNV3'". The export traces the generic kernel instead.
+    """
     model = small_model("H-MM-4", ModelConfig(hidden_units=8, blstm_layers=2, dropout=0.0))
     with cudnn_branch() as branch:
         export.export_saved_model(model, str(tmp_path / "export"))
@@ -66,6 +75,6 @@ def test_the_export_is_traced_for_any_device(tmp_path):
     graph = serve.graph.as_graph_def()
     operations = {node.op for function in graph.library.function for node in function.node_def}
     assert operations and not {op for op in operations if op.startswith("Cudnn")}
-    inputs = models.select_inputs(model, bucket_batch())
+    inputs = builders.select_inputs(model, bucket_batch())
     np.testing.assert_allclose(serve(**inputs)["probabilities"].numpy(), model(inputs, training=False).numpy(),
                                rtol=1e-5, atol=1e-6)

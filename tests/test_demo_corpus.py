@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 
-from emokeras import alignments, data
-from emokeras.corpus import demo
-from emokeras.corpus.iemocap import read_iemocap
+from emokeras.data import alignments, pipelines
+from emokeras.data.corpus import demo
+from emokeras.data.corpus.iemocap import read_iemocap
 
 
 def _digest(root):
@@ -46,7 +46,7 @@ def test_alignments_are_exact_word_boundaries(tmp_path):
 
 def test_voices_differ_by_speaker_gender(demo_data):
     pitch = {"F": [], "M": []}
-    for example in data.parsed_split(demo_data, 0, "train").as_numpy_iterator():
+    for example in pipelines.parsed_split(demo_data, 0, "train").as_numpy_iterator():
         voiced = example["frames"][:, 0]  # F0final_sma, 0 when unvoiced
         pitch[example["utterance_id"].decode().split("_")[-1][0]].append(np.median(voiced[voiced > 0]))
     assert np.median(pitch["F"]) > 1.4 * np.median(pitch["M"])
@@ -77,7 +77,7 @@ def test_each_modality_alone_is_informative_but_insufficient(demo_data, demo_con
 
     def features(fold, split):
         acoustic, lexical, labels = [], [], []
-        for example in data.parsed_split(demo_data, fold, split).as_numpy_iterator():
+        for example in pipelines.parsed_split(demo_data, fold, split).as_numpy_iterator():
             frames = example["frames"]
             acoustic.append(np.concatenate([frames.mean(axis=0), frames.std(axis=0)]))
             bag = np.zeros(len(vocabulary))

@@ -5,9 +5,9 @@ import importlib
 
 import pytest
 
-from emokeras.layers import __all__ as LAYERS
+from emokeras.models.layers import __all__ as LAYERS
 
-MODULES = sorted({importlib.import_module("emokeras.layers").__dict__[name].__module__ for name in LAYERS})
+MODULES = sorted({importlib.import_module("emokeras.models.layers").__dict__[name].__module__ for name in LAYERS})
 
 
 @pytest.mark.parametrize("module_name", MODULES)

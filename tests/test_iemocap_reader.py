@@ -6,11 +6,11 @@ import shutil
 
 import pytest
 
-from emokeras import alignments
-from emokeras.corpus import count_table
-from emokeras.corpus.iemocap import parse_utterance_id, read_iemocap
+from emokeras.data import alignments
+from emokeras.data.corpus import count_table
+from emokeras.data.corpus.iemocap import parse_utterance_id, read_iemocap
 
-from conftest import tone, write_wav
+from helpers.audio import tone, write_wav
 
 WDSEG = """\tSFrm\tEFrm\tSegAScr\tWord
 \t    0\t   24\t  -60000\t<s>

@@ -1,9 +1,9 @@
-"""emokeras.layers: the keras-hub check, then each layer's maths against numpy and invariance to padding."""
+"""emokeras.models.layers: the keras-hub check, then each layer's maths against numpy and invariance to padding."""
 
 import keras
 import numpy as np
 
-from emokeras.layers import (
+from emokeras.models.layers import (
     AcousticWordPooling,
     ContextAttention,
     GatedMultimodalUnit,
@@ -12,7 +12,7 @@ from emokeras.layers import (
     SpeakerFrameCompaction,
 )
 
-from layer_testing import run_layer_test
+from helpers.layers import run_layer_test
 
 rng = np.random.default_rng(0)
 

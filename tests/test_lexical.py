@@ -5,9 +5,9 @@ import pytest
 import tensorflow as tf
 
 from emokeras.config import encoder_name
-from emokeras.features.lexical import TextEncoder, build_char_ngram_encoder
+from emokeras.data.features.lexical import TextEncoder, build_char_ngram_encoder
 
-from conftest import build_tiny_elmo, tiny_elmo_expected
+from helpers.encoders import build_tiny_elmo, tiny_elmo_expected
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,9 @@
-"""--mixed_precision: models compute in 16 bits with float32 variables, normalisation, softmax and losses; every
-model trains a step under mixed_bfloat16; a multi-view step under mixed_float16 scales its loss as Keras' own
-steps do. (A whole mixed-precision run, and its float32 export: tests/test_train.py.)"""
+"""--mixed_precision.
+
+Models compute in 16 bits with float32 variables, normalisation, softmax and losses; every model trains a step under
+mixed_bfloat16; a multi-view step under mixed_float16 scales its loss as Keras' own steps do. (A whole mixed-precision
+run, and its float32 export: tests/test_train.py.)
+"""
 
 
 import keras
@@ -8,20 +11,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import models, multiview
-from emokeras.experiment import dtype_policy
+from emokeras.models import builders, multiview
+from emokeras.training.experiment import dtype_policy
 
-from model_testing import bucket_batch, small_model
+from helpers.models import bucket_batch, small_model
 
 LABELS = np.array([0, 1, 2, 3, 1])
 
 
-@pytest.mark.parametrize("name", models.MODEL_NAMES)
+@pytest.mark.large
+@pytest.mark.parametrize("name", builders.MODEL_NAMES)
 def test_every_model_trains_a_step_under_mixed_bfloat16(name):
     with dtype_policy("mixed_bfloat16"):
         model = small_model(name)
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy does not leak out of the block
-    inputs = models.select_inputs(model, bucket_batch())
+    inputs = builders.select_inputs(model, bucket_batch())
     with tf.GradientTape() as tape:
         probabilities = model(inputs, training=True)
         loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(LABELS, probabilities))
@@ -51,10 +55,13 @@ def multiview_step(policy):
     return model, logs, [a - b for a, b in zip(model.get_weights(), before)]
 
 
+@pytest.mark.large
 def test_a_multiview_step_under_mixed_float16_scales_its_loss():
-    """The step under mixed_float16 moves the weights as the float32 step does: the loss is scaled by the
-    LossScaleOptimizer's factor before the gradients and unscaled after. Without that, the float16 gradients of
-    small terms underflow, or the step comes out scaled."""
+    """The step under mixed_float16 moves the weights as the float32 step does.
+
+    The loss is scaled by the LossScaleOptimizer's factor before the gradients and unscaled after. Without that, the
+    float16 gradients of small terms underflow, or the step comes out scaled.
+    """
     model, logs, change = multiview_step("mixed_float16")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     _, reference_logs, reference_change = multiview_step(None)

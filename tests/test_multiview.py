@@ -1,13 +1,13 @@
-"""emokeras.multiview: Eq. 2 and Eq. 5 against hand-computed values, and negative selection by rule."""
+"""emokeras.models.multiview: Eq. 2 and Eq. 5 against hand-computed values, and negative selection by rule."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from keras import ops
 
-from emokeras import multiview
+from emokeras.models import multiview
 
-from cudnn_testing import cudnn_branch, lstm_layers
+from helpers.cudnn import cudnn_branch, lstm_layers
 
 SQRT_HALF = np.sqrt(0.5)
 
@@ -142,27 +142,31 @@ def test_add_negatives_gathers_every_input():
 def _views(name="H-MM-4"):
     import keras
 
-    from emokeras import models
     from emokeras.config import ModelConfig
+    from emokeras.models import builders
 
     config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
     keras.utils.set_random_seed(0)
-    return models.build_model("B-ACO-1", config), models.build_model(name, config)
+    return builders.build_model("B-ACO-1", config), builders.build_model(name, config)
 
 
 @pytest.mark.parametrize("mode,terms", [("joint", {"contrastive", "acoustic", "multimodal"}),
                                         ("frozen", {"contrastive", "acoustic"}),
                                         ("teacher", {"contrastive", "kl"})])
+@pytest.mark.large
 def test_multiview_modes_train_the_right_views(demo_data, mode, terms):
-    """Each mode's loss terms and trained views, on the demo corpus, on the path a GPU takes: every LSTM of both
-    views, in the training step (batch and negatives), evaluation and prediction, gets a mask cuDNN accepts."""
+    """Each mode's loss terms and trained views, on the demo corpus, on the path a GPU takes.
+
+    Every LSTM of both views, in the training step (batch and negatives), evaluation and prediction, gets a mask cuDNN
+    accepts.
+    """
     import keras
 
-    from emokeras import data
+    from emokeras.data import pipelines
 
     acoustic, second = _views()
-    train = multiview.add_negatives(data.make_dataset(demo_data, 3, "train", batch_size=64), "random").take(2)
-    validation = data.make_dataset(demo_data, 3, "validation").take(1)
+    train = multiview.add_negatives(pipelines.make_dataset(demo_data, 3, "train", batch_size=64), "random").take(2)
+    validation = pipelines.make_dataset(demo_data, 3, "validation").take(1)
     before = [w.copy() for w in acoustic.get_weights()], [w.copy() for w in second.get_weights()]
     with cudnn_branch() as branch:
         model = multiview.MultiViewModel(acoustic, second, mode=mode)
@@ -180,68 +184,33 @@ def test_multiview_modes_train_the_right_views(demo_data, mode, terms):
 
 
 def test_multiview_rejects_views_of_different_sizes():
-    from emokeras import models
     from emokeras.config import ModelConfig
+    from emokeras.models import builders
 
     with pytest.raises(ValueError, match="differ in size"):
-        multiview.MultiViewModel(models.build_model("B-ACO-1", ModelConfig(hidden_units=8, blstm_layers=1)),
-                                 models.build_model("B-LEX", ModelConfig(hidden_units=6, blstm_layers=1)))
+        multiview.MultiViewModel(builders.build_model("B-ACO-1", ModelConfig(hidden_units=8, blstm_layers=1)),
+                                 builders.build_model("B-LEX", ModelConfig(hidden_units=6, blstm_layers=1)))
     with pytest.raises(ValueError, match="mode must be one of"):
         multiview.MultiViewModel(*_views(), mode="both")
 
 
-_TWO_REPLICAS = """
-import numpy as np, tensorflow as tf, keras
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from emokeras import data, models, multiview
-from emokeras.config import ModelConfig
-config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0)
-batch = multiview.add_negatives(data.make_dataset({data_dir!r}, 3, "train", batch_size=32), "random").take(1)
-batch = batch.cache()  # the same negatives for both runs
-results = []
-for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
-    strategy = tf.distribute.MirroredStrategy(devices)
-    with strategy.scope():
-        keras.utils.set_random_seed(5)
-        # B-LEX as the second view: the replicas' agreement on H-MM-4 itself is test_train's.
-        acoustic, second = models.build_model("B-ACO-1", config), models.build_model("B-LEX", config)
-        model = multiview.MultiViewModel(acoustic, second, mode="joint")
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
-    logs = {{k: v[0] for k, v in model.fit(batch, epochs=1, verbose=0).history.items()}}
-    results.append((strategy.num_replicas_in_sync, logs,
-                    [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
-(r1, logs1, weights1), (r2, logs2, weights2) = results
-assert (r1, r2) == (1, 2)
-print(logs1, logs2)
-for key in logs1:
-    np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-4, err_msg=key)
-# Plain SGD: the step is the gradient itself, so a wrongly scaled loss would show (Adam's step would not).
-assert len(weights1) == len(weights2)
-for (path, w1), (_, w2) in zip(weights1, weights2):
-    np.testing.assert_allclose(w2, w1, rtol=1e-4, atol=1e-6, err_msg=path)
-"""
-
-
-def test_multiview_two_replicas_train_like_one(demo_data):
+def test_multiview_two_replicas_train_like_one(two_replicas):
     """Hand-written losses scaled by the global batch: the same loss terms and updated weights."""
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-c", _TWO_REPLICAS.format(data_dir=demo_data)], capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert two_replicas["multiview_step"] == "ok", two_replicas["multiview_step"]
 
 
 def test_the_l2_penalty_reaches_the_gradients():
-    """One SGD step with l2 = 0 and with l2 = 10 from the same weights: the difference of the two updates is the
-    penalty's own gradient, -lr * 2 * l2 * W, on every regularised kernel, and nothing elsewhere."""
+    """One SGD step with l2 = 0 and with l2 = 10 from the same weights.
+
+    The difference of the two updates is the penalty's own gradient, -lr * 2 * l2 * W, on every regularised kernel, and
+    nothing elsewhere.
+    """
     import keras
 
-    from emokeras import models
     from emokeras.config import ModelConfig
+    from emokeras.models import builders
 
-    from model_testing import bucket_batch
+    from helpers.models import bucket_batch
 
     learning_rate, labels = 0.1, np.array([0, 1, 2, 3, 1])
     batch = next(iter(multiview.add_negatives(tf.data.Dataset.from_tensors((bucket_batch(), labels)))))
@@ -249,8 +218,8 @@ def test_the_l2_penalty_reaches_the_gradients():
     for l2 in (0.0, 10.0):
         config = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0, l2=l2)
         keras.utils.set_random_seed(0)
-        acoustic = models.build_model("B-ACO-1", config, num_features=5)
-        second = models.build_model("B-LEX", config, word_dimension=6)
+        acoustic = builders.build_model("B-ACO-1", config, num_features=5)
+        second = builders.build_model("B-LEX", config, word_dimension=6)
         model = multiview.MultiViewModel(acoustic, second, mode="joint")
         model.compile(optimizer=keras.optimizers.SGD(learning_rate))
         before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]

@@ -1,6 +1,9 @@
-"""emokeras.Recognizer and emokeras.predict: wav → openSMILE → exported model (SavedModel or ONNX); the same answer
-as the prepared TFRecord gives; whole recordings in segments; batches that do not change answers; transcripts
-(.wdseg, JSON) for models that read words; a clear error per bad file, answers for the rest."""
+"""emokeras.Recognizer and emokeras.predict.
+
+Wav → openSMILE → exported model (SavedModel or ONNX); the same answer as the prepared TFRecord gives; whole recordings
+in segments; batches that do not change answers; transcripts (.wdseg, JSON) for models that read words; a clear error
+per bad file, answers for the rest.
+"""
 
 import glob
 import json
@@ -17,15 +20,15 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from emokeras import alignments, data
-from emokeras.labels import CLASS_NAMES
+from emokeras.data import alignments, pipelines
+from emokeras.models.specs import CLASS_NAMES
 from emokeras.predict import format_json, format_table
 from emokeras.serving import export
 from emokeras.serving.inputs import TranscriptError, read_transcript
 from emokeras.serving.recognizer import PredictionError, Recognizer
 from emokeras.serving.runtimes import OnnxRuntime, SavedModelRuntime, read_metadata
 
-from conftest import tone
+from helpers.audio import tone
 
 FOLD = 3  # test speaker Ses02_F
 
@@ -40,7 +43,7 @@ def exported(b_aco_1_run, h_mm_4_run):
 def prepared_examples(demo_data):
     """{utterance id: the parsed TFRecord example} for fold 3's test speaker."""
     return {example["utterance_id"].numpy().decode(): example
-            for example in data.parsed_split(demo_data, FOLD, "test")}
+            for example in pipelines.parsed_split(demo_data, FOLD, "test")}
 
 
 def demo_wavs(demo_config, count, longest=7.0, speaker="Ses02F_*_F"):
@@ -114,8 +117,10 @@ def test_acoustic_model_answers_from_audio_alone_and_reports_bad_files(exported,
 
 
 def test_a_long_recording_is_answered_window_by_window_and_summarised(exported, demo_config, tmp_path):
-    """20 s of audio: windows 0-7, 7-14 and 13-20 s, each answered as that stretch alone; the summary is the
-    duration-weighted mean; silence inside a window is answered, a silent window reported."""
+    """20 s of audio: windows 0-7, 7-14 and 13-20 s, each answered as that stretch alone.
+
+    The summary is the duration-weighted mean; silence inside a window is answered, a silent window reported.
+    """
     pieces = [soundfile.read(path, dtype="float32")[0] for path in demo_wavs(demo_config, 25)]
     signal = np.concatenate(pieces)[:20 * 16000]
     assert signal.shape[0] == 20 * 16000
@@ -205,7 +210,7 @@ def test_onnx_recogniser_never_imports_tensorflow_and_runs_opensmile_in_process(
     script = blocker + (
         "import json\n"
         "from emokeras import Recognizer\n"
-        "from emokeras.features import acoustic\n"
+        "from emokeras.data.features import acoustic\n"
         f"answers = Recognizer.load({exported['B-ACO-1']!r}).predict_file({wav!r})\n"
         "assert acoustic._smile is not None  # openSMILE ran here, not in a worker\n"
         "print(json.dumps(answers[['anger', 'happiness', 'neutral', 'sadness']].to_numpy().tolist()))\n")

@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import alignments, data, tfrecords
-from emokeras.corpus import demo
-from emokeras.corpus.iemocap import parse_utterance_id, read_iemocap
+from emokeras.data import alignments, pipelines, tfrecords
+from emokeras.data.corpus import demo
+from emokeras.data.corpus.iemocap import parse_utterance_id, read_iemocap
+from emokeras.data.preparation import NO_WORD_READ, prepare_corpus
 from emokeras.files import OutputError
-from emokeras.preparation import NO_WORD_READ, prepare_corpus
 
-from conftest import build_tiny_elmo, small_demo_config, tiny_elmo_expected, tone, write_wav
+from helpers.audio import tone, write_wav
+from helpers.encoders import build_tiny_elmo, tiny_elmo_expected
+from helpers.runs import small_demo_config
 
 
 def test_fitting_spans_clips_small_overruns_and_refuses_large_ones():
@@ -107,7 +109,7 @@ def test_prepare_with_an_elmo_signature_encoder(tmp_path):
     assert data_dir.endswith(os.path.join("demo", "tiny-elmo"))
     manifest = tfrecords.read_manifest(data_dir)
     assert (manifest["encoder_convention"], manifest["encoder_dimension"]) == ("elmo", 16)
-    example = next(data.parsed_split(data_dir, 0, "test").as_numpy_iterator())
+    example = next(pipelines.parsed_split(data_dir, 0, "test").as_numpy_iterator())
     corpus = {u.id: u for u in read_iemocap(config.corpus_root())}
     words = corpus[example["utterance_id"].decode()].words
     np.testing.assert_allclose(example["word_vectors"], tiny_elmo_expected(words), rtol=1e-5, atol=1e-6)
@@ -142,9 +144,11 @@ def test_command_line_errors_are_clear(tmp_path):
 
 
 def test_a_full_disk_stops_preparation_clearly_and_marks_nothing_complete(tmp_path, monkeypatch):
-    """TensorFlow's writer raises ResourceExhaustedError on a full disk (measured on a full tmpfs: "No space left
-    on device"): the error names the folder, the openSMILE workers stop, nothing is left marked complete, and the
-    same command succeeds once there is room."""
+    """TensorFlow's writer raises ResourceExhaustedError on a full disk ("No space left on device", on a full tmpfs).
+
+    The error names the folder, the openSMILE workers stop, nothing is left marked complete, and the same command
+    succeeds once there is room.
+    """
     config = small_demo_config(tmp_path)
     data_dir = config.data_dir()
     real_write = tfrecords.ShardWriter.write
@@ -173,6 +177,6 @@ def _is_worker_of_this_process(pid):
         with open(f"/proc/{pid}/stat") as handle:
             parent = int(handle.read().rsplit(")", 1)[1].split()[1])
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return parent == os.getpid() and b"emokeras.features.acoustic" in handle.read()
+            return parent == os.getpid() and b"emokeras.data.features.acoustic" in handle.read()
     except OSError:  # the process ended meanwhile
         return False

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import data, tfrecords
 from emokeras.config import DataConfig
+from emokeras.data import pipelines, tfrecords
 
 
 def test_example_round_trip(tmp_path):
@@ -30,8 +30,10 @@ def test_example_round_trip(tmp_path):
 
 
 def test_a_schema_1_folder_is_read_as_iemocaps(tmp_path):
-    """Folders prepared before other corpora: examples without a group (theirs is their speaker), and a manifest
-    without classes or folds (IEMOCAP's)."""
+    """Folders prepared before other corpora.
+
+    Examples without a group (theirs is their speaker), and a manifest without classes or folds (IEMOCAP's).
+    """
     def feature(values, kind):
         return tf.train.Feature(**{kind: (tf.train.Int64List if kind == "int64_list" else
                                           tf.train.BytesList)(value=values)})
@@ -69,23 +71,23 @@ def test_shard_writer_leaves_nothing_when_interrupted(tmp_path):
 
 
 def test_fold_rule():
-    from emokeras.corpus.iemocap import session_folds
+    from emokeras.data.corpus.iemocap import session_folds
 
     manifest = {"corpus": "demo", "folds": [fold.to_json() for fold in session_folds()]}
-    assert data.fold_of(manifest, 3).splits == {
+    assert pipelines.fold_of(manifest, 3).splits == {
         "train": ("Ses01_F", "Ses01_M", "Ses03_F", "Ses03_M", "Ses04_F", "Ses04_M", "Ses05_F", "Ses05_M"),
         "validation": ("Ses02_M",), "test": ("Ses02_F",)}
-    fold = data.fold_of(manifest, 0)
+    fold = pipelines.fold_of(manifest, 0)
     assert fold.splits["validation"] == ("Ses01_F",) and fold.splits["test"] == ("Ses01_M",)
     speakers = {f"Ses{s:02d}_{g}" for s in range(1, 6) for g in "FM"}
-    tests = [data.fold_of(manifest, f).splits["test"][0] for f in range(10)]
+    tests = [pipelines.fold_of(manifest, f).splits["test"][0] for f in range(10)]
     assert sorted(tests) == sorted(speakers)  # each speaker is test in exactly one fold
     for f in range(10):
-        splits = [set(groups) for groups in data.fold_of(manifest, f).splits.values()]
+        splits = [set(groups) for groups in pipelines.fold_of(manifest, f).splits.values()]
         assert sum(len(s) for s in splits) == len(set().union(*splits)) == 10  # no speaker in two splits
     with pytest.raises(ValueError, match=r"--fold 10: this corpus \(demo\) has folds 0-9"):
-        data.fold_of(manifest, 10)
-    assert data.evaluated_splits(manifest, 3) == ("validation", "test")
+        pipelines.fold_of(manifest, 10)
+    assert pipelines.evaluated_splits(manifest, 3) == ("validation", "test")
 
 
 def test_parse_truncates_frames_and_words_and_clips_spans():
@@ -98,14 +100,14 @@ def test_parse_truncates_frames_and_words_and_clips_spans():
         "label": tf.constant(2),
         "utterance_id": tf.constant("u"),
     }
-    parsed = data.parse_example(example, max_frames=700, max_words=30)
+    parsed = pipelines.parse_example(example, max_frames=700, max_words=30)
     assert parsed["num_frames"].numpy() == 700
     assert parsed["num_words"].numpy() == 28  # words starting at 0, 25, ..., 675 lie in 700 frames
     assert parsed["words"].numpy()[-1] == b"w27" and parsed["words"].shape == (28,)
     np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 695])
-    parsed = data.parse_example(example, max_frames=690, max_words=30)
+    parsed = pipelines.parse_example(example, max_frames=690, max_words=30)
     np.testing.assert_array_equal(parsed["word_spans"].numpy()[-1], [675, 690])  # clipped to the kept frames
-    parsed = data.parse_example(example, max_frames=1000, max_words=30)
+    parsed = pipelines.parse_example(example, max_frames=1000, max_words=30)
     assert parsed["num_words"].numpy() == 30
     np.testing.assert_array_equal(parsed["word_vectors"].numpy()[:, 0], np.arange(30))
     assert parsed["words"].numpy().tolist() == [f"w{i}".encode() for i in range(30)]
@@ -121,7 +123,7 @@ def _collect(dataset):
 
 
 def test_splits_follow_the_fold_rule(demo_data):
-    ids = {split: _collect(data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True))[0]
+    ids = {split: _collect(pipelines.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True))[0]
            for split in ("train", "validation", "test")}
     assert {len(v) for v in ids.values()} == {320, 40}
     assert len(ids["train"]) == 320
@@ -131,7 +133,7 @@ def test_splits_follow_the_fold_rule(demo_data):
 
 
 def test_batches_are_bucketed_padded_and_carry_lengths(demo_data):
-    _, labels, batches = _collect(data.make_dataset(demo_data, 3, "validation", batch_size=8, with_ids=True))
+    _, labels, batches = _collect(pipelines.make_dataset(demo_data, 3, "validation", batch_size=8, with_ids=True))
     assert sorted(set(labels)) == [0, 1, 2, 3]
     for inputs in batches:
         frames, lengths = inputs["frames"].numpy(), inputs["num_frames"].numpy()
@@ -150,7 +152,7 @@ def test_batches_are_bucketed_padded_and_carry_lengths(demo_data):
 
 def test_only_training_is_shuffled_each_epoch_by_its_seed_and_epoch(demo_data):
     def order(split, epoch, seed=0):
-        return _collect(data.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True, seed=seed,
+        return _collect(pipelines.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True, seed=seed,
                                           epoch=epoch))[0]
 
     first, second = order("train", 0), order("train", 1)
@@ -161,32 +163,36 @@ def test_only_training_is_shuffled_each_epoch_by_its_seed_and_epoch(demo_data):
 
 
 def test_training_epochs_follow_one_another_as_single_epochs_would(demo_data):
-    epochs, steps = data.training_epochs(demo_data, 3, 16, seed=2, first=1, last=3)
+    epochs, steps = pipelines.training_epochs(demo_data, 3, 16, seed=2, first=1, last=3)
     batches = [len(labels) for _, labels in epochs]
     assert len(batches) == 2 * steps and sum(batches[:steps]) == sum(batches[steps:]) == 320  # 8 speakers x 40
-    single = [labels.numpy().tolist() for _, labels in data.make_dataset(demo_data, 3, "train", 16, seed=2, epoch=2)]
+    single = [labels.numpy().tolist()
+              for _, labels in pipelines.make_dataset(demo_data, 3, "train", 16, seed=2, epoch=2)]
     assert [labels.numpy().tolist() for _, labels in epochs][steps:] == single
 
 
 def test_frame_statistics_are_the_training_frames_moments(demo_data):
-    mean, variance = data.frame_statistics(demo_data, 3)
-    frames = np.concatenate([e["frames"] for e in data.parsed_split(demo_data, 3, "train").as_numpy_iterator()])
+    mean, variance = pipelines.frame_statistics(demo_data, 3)
+    frames = np.concatenate([e["frames"] for e in pipelines.parsed_split(demo_data, 3, "train").as_numpy_iterator()])
     assert mean.shape == variance.shape == (130,)
     np.testing.assert_allclose(mean, frames.astype(np.float64).mean(axis=0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(variance, frames.astype(np.float64).var(axis=0), rtol=1e-3, atol=1e-3)
 
 
 def test_an_utterance_without_a_word_in_its_kept_frames_stops_the_pipeline_naming_it(demo_data):
-    """Preparation skips such utterances (tests/test_prepare.py); one that gets through, here because only 5
-    frames are read (every demo utterance's first word starts at frame 10 or later), stops with its name."""
+    """Preparation skips such utterances (tests/test_prepare.py).
+
+    One that gets through, here because only 5 frames are read (every demo utterance's first word starts at frame 10 or
+    later), stops with its name.
+    """
     settings = DataConfig(max_frames=5)
     pattern = r"^Ses02[FM]_\S+_M\d+: no word starts inside its first 5 frames \(or it has no frame\), so the models " \
               r"cannot read it; .*--max_frames"
-    with pytest.raises(data.UnreadableUtterance, match=pattern):
-        with data.reported_as_unreadable(data.TRAINING_ADVICE):
-            list(data.make_dataset(demo_data, 3, "validation", data_config=settings))
-    with pytest.raises(data.UnreadableUtterance, match=r"^Ses0[1345][FM]_\S+: no word starts inside its first 5"):
-        data.frame_statistics(demo_data, 3, settings)
+    with pytest.raises(pipelines.UnreadableUtterance, match=pattern):
+        with pipelines.reported_as_unreadable(pipelines.TRAINING_ADVICE):
+            list(pipelines.make_dataset(demo_data, 3, "validation", data_config=settings))
+    with pytest.raises(pipelines.UnreadableUtterance, match=r"^Ses0[1345][FM]_\S+: no word starts inside its first 5"):
+        pipelines.frame_statistics(demo_data, 3, settings)
 
 
 def test_a_manifest_that_disagrees_with_its_shards_is_named(demo_data, tmp_path):
@@ -199,4 +205,4 @@ def test_a_manifest_that_disagrees_with_its_shards_is_named(demo_data, tmp_path)
     tfrecords.write_manifest(str(tmp_path), {**manifest, "encoder_dimension": 1024})
     with pytest.raises(tfrecords.ManifestMismatch, match=r"session-1-00000.tfrecord: its examples have "
                                                          r"encoder_dimension 256 where the manifest says 1024"):
-        data.make_dataset(str(tmp_path), 3, "train")
+        pipelines.make_dataset(str(tmp_path), 3, "train")

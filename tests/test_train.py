@@ -1,5 +1,8 @@
-"""emokeras.experiment at small sizes: the run folder, best-epoch selection, resuming after an interruption at any
-point, a run's identity, one writer per run folder, the exported SavedModel, and two replicas against one."""
+"""emokeras.training.experiment at small sizes.
+
+The run folder, best-epoch selection, resuming after an interruption at any point, a run's identity, one writer per run
+folder, the exported SavedModel, and two replicas against one.
+"""
 
 import csv
 import dataclasses
@@ -16,15 +19,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from emokeras import data, experiment, models
-from emokeras.config import MultiViewConfig, command_line
-from emokeras.experiment import Experiment, RunMismatch, build_compiled_model, build_multiview_model
+from emokeras.config import MultiViewConfig
+from emokeras.data import pipelines
 from emokeras.files import FolderInUse, OutputError
+from emokeras.models import builders
+from emokeras.models.specs import model_spec
 from emokeras.serving import export
-from emokeras.specs import model_spec
+from emokeras.settings import command_line
+from emokeras.training import experiment
+from emokeras.training.experiment import Experiment, RunMismatch
+from emokeras.training.tasks import build_compiled_model, build_multiview_model
 
-from cudnn_testing import lstm_layers
-from run_testing import small_config
+from helpers.cudnn import lstm_layers
+from helpers.runs import small_config
 
 
 def read_history(config):
@@ -122,14 +129,14 @@ def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
 def test_predictions_hold_every_evaluated_utterance_and_give_the_results_scores(trained, demo_data):
     import pandas as pd
 
-    from emokeras import predictions
+    from emokeras.training import predictions
 
     config, results = trained
     rows = predictions.read(os.path.join(config.run_dir(), "predictions.csv"))
     assert list(rows.columns) == ["utterance_id", "speaker", "fold", "split", "seed", "label", "predicted",
                                   "anger", "happiness", "neutral", "sadness"]
     expected = {split: {example["utterance_id"].numpy().decode(): int(example["label"])
-                        for example in data.parsed_split(demo_data, 3, split)} for split in ("validation", "test")}
+                        for example in pipelines.parsed_split(demo_data, 3, split)} for split in ("validation", "test")}
     names = ["anger", "happiness", "neutral", "sadness"]
     for split in ("validation", "test"):
         part = rows[rows["split"] == split]
@@ -184,8 +191,8 @@ def test_exported_saved_model_matches_the_keras_model(trained):
     keras_model = build_compiled_model(config, config.data)  # normalisation statistics included
     keras_model.load_weights(os.path.join(config.run_dir(), "best.weights.h5"))
     serve = export.load_serving(config.export_dir())
-    inputs, _ = next(iter(data.make_dataset(config.data, 3, "test", batch_size=16)))
-    inputs = models.select_inputs(keras_model, inputs)
+    inputs, _ = next(iter(pipelines.make_dataset(config.data, 3, "test", batch_size=16)))
+    inputs = builders.select_inputs(keras_model, inputs)
     got = serve(**inputs)["probabilities"].numpy()
     want = keras_model.predict(inputs, verbose=0)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -208,16 +215,6 @@ def test_a_finished_run_is_reported_not_retrained(trained, caplog):
     assert "already trained" in caplog.text
 
 
-class Interrupt(keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after_epoch = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.after_epoch:
-            raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
-
-
 class EpochsSeen(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -225,30 +222,6 @@ class EpochsSeen(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)
-
-
-def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, demo_data, caplog):
-    caplog.set_level(logging.INFO, logger="emokeras")
-    config = small_config(tmp_path, demo_data, epochs=3)
-    with pytest.raises(KeyboardInterrupt):
-        Experiment(config).run(callbacks=[Interrupt(after_epoch=0)])
-    assert os.path.isdir(os.path.join(config.run_dir(), "state"))
-    assert not os.path.exists(os.path.join(config.run_dir(), "results.json"))
-    # Resumed with other sizes: refused, and the run's recorded configuration is left as it was.
-    with open(os.path.join(config.run_dir(), "config.json")) as f:
-        recorded = f.read()
-    bigger = dataclasses.replace(config, model_config=dataclasses.replace(config.model_config, hidden_units=16))
-    with pytest.raises(RunMismatch, match="--hidden_units: recorded 8, asked for 16"):
-        Experiment(bigger).run()
-    with open(os.path.join(config.run_dir(), "config.json")) as f:
-        assert f.read() == recorded
-    seen = EpochsSeen()
-    results = Experiment(config).run(callbacks=[seen])
-    assert "resuming" in caplog.text
-    assert seen.epochs == [1, 2]  # epoch 0 was finished before the interruption
-    assert [int(row["epoch"]) for row in read_history(config)] == [0, 1, 2]
-    values = [float(row["val_unweighted_accuracy"]) for row in read_history(config)]
-    assert results["epochs"] == 3 and results["best_epoch"] == int(np.argmax(values)) + 1
 
 
 class InterruptInEpoch(keras.callbacks.Callback):
@@ -276,10 +249,16 @@ def _weights(path):
     return found
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("multiview_mode", [None, "joint"])
-def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_path, demo_data, multiview_mode):
-    """Shuffling, dropout and negatives are drawn from (seed, epoch): the resumed run's history, scores,
-    predictions and weights are the uninterrupted run's, to the last bit."""
+def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_path, demo_data, multiview_mode,
+                                                                            caplog):
+    """Shuffling, dropout and negatives are drawn from (seed, epoch).
+
+    The resumed run's history, scores, predictions and weights are the uninterrupted run's, to the last bit. Started
+    again with other sizes, the interrupted run is refused and its recorded configuration left as it was.
+    """
+    caplog.set_level(logging.INFO, logger="emokeras")
     views = MultiViewConfig(mode=multiview_mode, view="B-LEX") if multiview_mode else MultiViewConfig()
     whole = small_config(tmp_path / "whole", demo_data, epochs=2, seed=5, multiview=views,
                          model_config=dataclasses.replace(small_config(tmp_path, demo_data).model_config, dropout=0.3))
@@ -289,7 +268,18 @@ def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_p
     with pytest.raises(KeyboardInterrupt):
         Experiment(resumed).run(callbacks=[InterruptInEpoch(epoch=1)])
     assert read_history(resumed) and [int(row["epoch"]) for row in read_history(resumed)] == [0]
-    got = Experiment(resumed).run()
+    assert os.path.isdir(os.path.join(resumed.run_dir(), "state"))
+    assert not os.path.exists(os.path.join(resumed.run_dir(), "results.json"))
+    with open(os.path.join(resumed.run_dir(), "config.json")) as f:
+        recorded = f.read()
+    bigger = dataclasses.replace(resumed, model_config=dataclasses.replace(resumed.model_config, hidden_units=16))
+    with pytest.raises(RunMismatch, match="--hidden_units: recorded 8, asked for 16"):
+        Experiment(bigger).run()
+    with open(os.path.join(resumed.run_dir(), "config.json")) as f:
+        assert f.read() == recorded
+    seen = EpochsSeen()
+    got = Experiment(resumed).run(callbacks=[seen])
+    assert seen.epochs == [1] and "resuming the interrupted run at epoch 2 of 2" in caplog.text
 
     def without_time(rows):
         return [{key: value for key, value in row.items() if key != "epoch_seconds"} for row in rows]
@@ -308,7 +298,8 @@ def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_p
 
 
 def test_a_non_finite_setting_is_refused_at_the_flag():
-    from emokeras.config import TrainConfig, from_flat
+    from emokeras.config import TrainConfig
+    from emokeras.settings import from_flat
 
     for name in ("learning_rate", "clipnorm", "dropout", "l2", "beta_a", "margin"):
         with pytest.raises(ValueError, match=rf"--{name} must be a finite number, got nan"):
@@ -317,8 +308,9 @@ def test_a_non_finite_setting_is_refused_at_the_flag():
         from_flat(TrainConfig, {"learning_rate": float("inf")})
 
 
+@pytest.mark.large
 def test_training_stops_at_the_first_non_finite_loss_and_exports_nothing(tmp_path, demo_data):
-    from emokeras.callbacks import NonFiniteLoss
+    from emokeras.training.callbacks import NonFiniteLoss
 
     config = small_config(tmp_path, demo_data, epochs=2, learning_rate=1e30, clipnorm=1e30)
     with pytest.raises(NonFiniteLoss, match=r"fold-3: the training loss is (nan|inf) at epoch 1, step \d+; training "
@@ -329,6 +321,7 @@ def test_training_stops_at_the_first_non_finite_loss_and_exports_nothing(tmp_pat
     assert not os.path.exists(os.path.join(config.run_dir(), "state"))  # the epoch was not committed
 
 
+@pytest.mark.large
 def test_a_run_that_fails_before_training_writes_nothing_in_its_folder(tmp_path, demo_data):
     """A wrong --data fails before training; the corrected command then trains, not refused as another run."""
     config = small_config(tmp_path, demo_data, epochs=1, data=str(tmp_path / "no-such-data"))
@@ -342,6 +335,7 @@ def test_a_run_that_fails_before_training_writes_nothing_in_its_folder(tmp_path,
     assert leftovers == []
 
 
+@pytest.mark.large
 def test_a_run_stopped_after_training_finishes_from_its_best_epoch(tmp_path, demo_data, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="emokeras")
     """Stopped during the export (here by a full disk; a kill stops it the same way): the error names the export
@@ -418,53 +412,12 @@ def test_bad_model_name_fails_before_training(tmp_path, demo_data):
         Experiment(small_config(tmp_path, demo_data, model="B-ACO-3"))
 
 
-_TWO_REPLICAS = """
-import numpy as np, tensorflow as tf, keras
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from emokeras import data, models
-from emokeras.config import ModelConfig, TrainConfig
-from emokeras.metrics import UnweightedAccuracy, WeightedAccuracy
-from emokeras.experiment import build_compiled_model
-data_dir, name = {data_dir!r}, {name!r}
-config = TrainConfig(model=name, fold=3, learning_rate=1e-2,
-                     model_config=ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.0))
-inputs, labels = next(iter(data.make_dataset(data_dir, 3, "train", batch_size=32)))
-results = []
-for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
-    strategy = tf.distribute.MirroredStrategy(devices)
-    with strategy.scope():
-        keras.utils.set_random_seed(3)
-        model = build_compiled_model(config, data_dir)
-        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=model.loss,
-                      metrics=[UnweightedAccuracy(), WeightedAccuracy()])
-    # A dataset, not train_on_batch: fit splits a dataset's global batch across the replicas, whereas
-    # train_on_batch would hand every replica the whole batch.
-    batch = tf.data.Dataset.from_tensors((models.select_inputs(model, inputs), labels))
-    logs = {{key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}}
-    after = model.evaluate(batch, verbose=0, return_dict=True)
-    results.append((strategy.num_replicas_in_sync, logs, after,
-                    [(w.path, keras.ops.convert_to_numpy(w).copy()) for w in model.weights]))
-(r1, logs1, after1, weights1), (r2, logs2, after2, weights2) = results
-assert (r1, r2) == (1, 2)
-print('LOGS', logs1, logs2, after1, after2)
-for key in ("loss", "unweighted_accuracy", "weighted_accuracy"):
-    np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-4, err_msg=key)
-    np.testing.assert_allclose(after2[key], after1[key], rtol=1e-4, err_msg="after the step: " + key)
-# Plain SGD: the step is the gradient itself, so a wrongly scaled loss would show (Adam's step would not).
-assert len(weights1) == len(weights2)
-for (path, w1), (_, w2) in zip(weights1, weights2):
-    np.testing.assert_allclose(w2, w1, rtol=1e-4, atol=1e-6, err_msg=path)
-"""
+def test_two_replicas_train_like_one(two_replicas):
+    """One step of H-MM-4 on the same global batch under one and two replicas.
 
-
-def test_two_replicas_train_like_one(demo_data):
-    """One step of H-MM-4 on the same global batch under one and two replicas: same loss, UA, WA and weights (its
-    GMU's batch statistics included). Logical CPU devices must be configured before TensorFlow starts, hence a
-    fresh process."""
-    script = _TWO_REPLICAS.format(data_dir=demo_data, name="H-MM-4")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    Same loss, UA, WA and weights (its GMU's batch statistics included).
+    """
+    assert two_replicas["training_step"] == "ok", two_replicas["training_step"]
 
 
 def test_a_mixed_precision_teacher_run_exports_a_float32_acoustic_only_student(trained, tmp_path):
@@ -493,8 +446,8 @@ def test_a_mixed_precision_teacher_run_exports_a_float32_acoustic_only_student(t
     with experiment.dtype_policy("mixed_bfloat16"):
         model, student = build_multiview_model(config, config.data)
     model.load_weights(os.path.join(config.run_dir(), "best.weights.h5"))
-    inputs, _ = next(iter(data.make_dataset(config.data, 3, "test", batch_size=16)))
-    inputs = models.select_inputs(student, inputs)
+    inputs, _ = next(iter(pipelines.make_dataset(config.data, 3, "test", batch_size=16)))
+    inputs = builders.select_inputs(student, inputs)
     np.testing.assert_allclose(serve(**inputs)["probabilities"].numpy(), student.predict(inputs, verbose=0),
                                rtol=1e-5, atol=1e-6)
     assert results["model"] == "B-ACO-1.teacher.H-MM-4"

@@ -1,5 +1,7 @@
-"""emokeras.tune: two trials of a small joint search record their objective, a finished search resumes without
-new trials, and the best trial comes with the command that retrains it."""
+"""emokeras.tune: two trials of a small joint search record their objective.
+
+A finished search resumes without new trials, and the best trial comes with the command that retrains it.
+"""
 
 import dataclasses
 import json
@@ -11,11 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from emokeras import tuning
-from emokeras.config import MultiViewConfig, TuneConfig, command_line
-from emokeras.experiment import RunMismatch
+from emokeras.config import MultiViewConfig, TuneConfig
+from emokeras.settings import command_line
+from emokeras.training import tuning
+from emokeras.training.experiment import RunMismatch
 
-from run_testing import small_config
+from helpers.runs import small_config
 
 
 def test_searched_settings_follow_the_mode():
@@ -33,6 +36,7 @@ def test_command_line_lists_the_flags_off_their_defaults(tmp_path, demo_data):
     assert "--beta_m" not in command and "--model" not in command and "--student" not in command
 
 
+@pytest.mark.large
 def test_two_trials_record_the_objective_and_a_finished_search_resumes(tmp_path, demo_data, caplog):
     caplog.set_level(logging.INFO, logger="emokeras")
     config = small_config(tmp_path, demo_data, epochs=1, multiview=MultiViewConfig(mode="joint", view="B-LEX"))

@@ -30,8 +30,7 @@ import keras
 import tensorflow as tf
 
 from emokeras.files import replace_folder, write_json
-from emokeras.labels import CLASS_NAMES
-from emokeras.specs import FRAME_INPUTS, METADATA, ONNX_MODEL, SIGNATURE
+from emokeras.models.specs import CLASS_NAMES, FRAME_INPUTS, METADATA, ONNX_MODEL, SIGNATURE
 
 ONNX_OPSET = 17
 # The facts copied into model.onnx's metadata_props (as JSON strings), for a caller with onnxruntime alone.
@@ -133,7 +132,6 @@ def write_onnx(saved_model_dir: str, path: str, facts: dict) -> str:
     Raises:
       RuntimeError: the conversion failed, with tf2onnx's last lines.
     """
-
     partial = path + ".partial"
     command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved_model_dir,
                "--signature_def", SIGNATURE, "--opset", str(ONNX_OPSET), "--output", partial]

@@ -9,12 +9,13 @@ started on first use and kept until `close`. Either way the frames are the same.
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from emokeras.features import acoustic
+from emokeras.data.features import acoustic
 
 
 def tensorflow_loaded() -> bool:
+    """Whether this process has imported TensorFlow (after which openSMILE may not be built here)."""
     return "tensorflow" in sys.modules
 
 
@@ -33,6 +34,7 @@ class FrameSource:
 
     @property
     def in_process(self) -> bool:
+        """Whether openSMILE runs in this process (one worker asked for, TensorFlow not loaded)."""
         return self.workers == 1 and not tensorflow_loaded()
 
     def _workers(self) -> acoustic.WorkerPool:
@@ -41,8 +43,10 @@ class FrameSource:
         return self._pool
 
     def frames(self, requests: Iterable) -> Iterator[tuple]:
-        """`(request, frames, None)` or `(request, None, message)` per request (a path, or `(path, start, end)`),
-        in order."""
+        """`(request, frames, None)` or `(request, None, message)` per request, in order.
+
+        A request is a path, or `(path, start, end)`.
+        """
         if self.in_process:
             for request in requests:
                 yield request, *acoustic.extract_or_error(request)

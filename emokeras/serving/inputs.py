@@ -1,7 +1,9 @@
-"""The model's inputs from frames, as training's pipeline made them: padded batches of frames (models that read audio
-alone), or one utterance with its transcript's words, spans and word vectors (models that read words).
+"""The model's inputs from frames, as training's pipeline made them.
 
-Transcripts are read by `emokeras.alignments`, the reader preparation uses: `<name>.TextGrid`, `.ctm`, `.json` or
+Padded batches of frames (models that read audio alone), or one utterance with its transcript's words, spans and word
+vectors (models that read words).
+
+Transcripts are read by `emokeras.data.alignments`, the reader preparation uses: `<name>.TextGrid`, `.ctm`, `.json` or
 `.wdseg`, found in a transcripts folder or beside the wav.
 """
 
@@ -11,8 +13,8 @@ import os
 
 import numpy as np
 
-from emokeras import alignments
-from emokeras.features.acoustic import NUM_FEATURES
+from emokeras.data import alignments
+from emokeras.data.features.acoustic import NUM_FEATURES
 
 TRANSCRIPT_SUFFIXES = (".TextGrid", ".ctm", ".json", ".wdseg")
 
@@ -32,8 +34,7 @@ def acoustic_batch(frames: list[np.ndarray], max_frames: int) -> dict:
 
 
 def find_transcript(wav_path: str, transcripts_dir: str | None = None) -> str | None:
-    """`<name>.TextGrid`, `.ctm`, `.json` or `.wdseg` in `transcripts_dir`, else beside the wav; None if there is
-    none."""
+    """`<name>.TextGrid`, `.ctm`, `.json` or `.wdseg` in `transcripts_dir`, else beside the wav, or None."""
     stem = os.path.splitext(os.path.basename(wav_path))[0]
     folders = [transcripts_dir] if transcripts_dir else []
     folders.append(os.path.dirname(wav_path) or ".")
@@ -52,6 +53,7 @@ def read_transcript(path: str, utterance: str | None = None) -> tuple[list[str],
     """Words and `[start, end)` frame spans of a word timing file.
 
     Args:
+      path: the word timing file (`emokeras.data.alignments.read_alignment`).
       utterance: for a CTM holding several utterances, whose words (the wav's name).
 
     Raises:
@@ -67,8 +69,10 @@ def read_transcript(path: str, utterance: str | None = None) -> tuple[list[str],
 
 
 class TranscriptInputs:
-    """A batch of one for a model that reads words: its transcript found and read, its words encoded by the text
-    encoder it was trained with, truncated and clipped as training's pipeline does.
+    """A batch of one for a model that reads words.
+
+    Its transcript found and read, its words encoded by the text encoder it was trained with, truncated and clipped as
+    training's pipeline does.
 
     Args:
       metadata: the export's metadata (inputs, encoder handle, max_frames, model).
@@ -77,7 +81,7 @@ class TranscriptInputs:
 
     def __init__(self, metadata: dict, transcripts_dir: str | None = None):
         # Imported here: the encoder loads TensorFlow (Hub), which the ONNX path must never import.
-        from emokeras.features.lexical import TextEncoder
+        from emokeras.data.features.lexical import TextEncoder
 
         self.metadata, self.transcripts_dir = metadata, transcripts_dir
         self._encoder = None
@@ -97,7 +101,7 @@ class TranscriptInputs:
         # Imported here: only models that read words need TensorFlow's parser (their runtime loaded it already).
         import tensorflow as tf
 
-        from emokeras import data
+        from emokeras.data import pipelines
 
         transcript = find_transcript(wav_path, self.transcripts_dir)
         if transcript is None:
@@ -111,14 +115,14 @@ class TranscriptInputs:
             raise TranscriptError(f"{wav_path}: {error}") from None
         vectors = self._encoder.encode([words])[0] if self._encoder else np.zeros((len(words), 1), np.float32)
         try:
-            with data.reported_as_unreadable():
-                parsed = data.parse_example({
+            with pipelines.reported_as_unreadable():
+                parsed = pipelines.parse_example({
                     "frames": tf.constant(frames),
                     "word_spans": tf.constant(np.asarray(spans, np.int32).reshape(-1, 2)),
                     "word_vectors": tf.constant(vectors), "words": tf.constant(words, tf.string),
                     "label": tf.constant(0, tf.int64), "utterance_id": tf.constant(wav_path)},
                     max_frames=int(self.metadata.get("max_frames", 700)))
-        except data.UnreadableUtterance as error:  # no word in the first 7 s
+        except pipelines.UnreadableUtterance as error:  # no word in the first 7 s
             raise TranscriptError(str(error)) from None
         return {name: tf.cast(parsed[name], spec["dtype"]).numpy()[np.newaxis]
                 for name, spec in self.metadata["inputs"].items()}

@@ -33,12 +33,12 @@ import logging
 import math
 import numbers
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from emokeras.features import acoustic
+from emokeras.data.features import acoustic
 from emokeras.serving import segments as segmenting
 from emokeras.serving.frames import FrameSource
 from emokeras.serving.inputs import TranscriptError, TranscriptInputs, acoustic_batch
@@ -83,8 +83,9 @@ def _seconds(name: str, value) -> float | None:
 
 
 def channels_first(signal, name: str) -> np.ndarray:
-    """`signal` as `[channels, samples]`, from `[samples]`, `[channels, samples]` or soundfile's `[samples,
-    channels]`: a 2-D signal's channels are its shorter axis (at most 64 of them).
+    """`signal` as `[channels, samples]`, from `[samples]`, `[channels, samples]` or soundfile's `[samples, channels]`.
+
+    A 2-D signal's channels are its shorter axis (at most 64 of them).
 
     Raises:
       PredictionError: any other shape, naming `name`.
@@ -158,7 +159,7 @@ class Recognizer:
             self._segmenter = segmenting.Windows(self.window_seconds, self.hop_seconds)
 
     @classmethod
-    def load(cls, export_dir: str, runtime: str = "auto", threads: int | None = None, **options) -> "Recognizer":
+    def load(cls, export_dir: str, runtime: str = "auto", threads: int | None = None, **options) -> Recognizer:
         """Opens an export.
 
         Args:
@@ -235,8 +236,10 @@ class Recognizer:
     # Answers ----------------------------------------------------------------------------------------------
 
     def predict_file(self, path: str, segments: Sequence[tuple[float, float]] | None = None) -> pd.DataFrame:
-        """One row per segment of `path`: this recogniser's segments, or `segments` (`(start, end)` seconds; see
-        `segments.GivenSegments` for how they are checked).
+        """One row per segment of `path`.
+
+        This recogniser's segments, or `segments` (`(start, end)` seconds; see `segments.GivenSegments` for how they are
+        checked).
 
         Raises:
           PredictionError: no segment of the file could be answered, naming it and the problems.
@@ -253,8 +256,10 @@ class Recognizer:
         return answers
 
     def predict_files(self, paths: Iterable[str]) -> pd.DataFrame:
-        """One row per segment of each file, in order; a file that fails gets one row with its `error`. A path
-        given twice is answered once."""
+        """One row per segment of each file, in order; a file that fails gets one row with its `error`.
+
+        A path given twice is answered once.
+        """
         if isinstance(paths, (str, bytes, os.PathLike)):
             raise TypeError("predict_files takes a list of paths, not one path; for one file use predict_file")
         files = []
@@ -273,6 +278,7 @@ class Recognizer:
           signal: `[samples]`, `[channels, samples]`, or soundfile's `[samples, channels]`: a 2-D signal's
             channels are its shorter axis.
           sampling_rate: its rate in Hz, a positive whole number (at least 16,000).
+          name: how the rows and messages name the signal.
 
         Raises:
           PredictionError: a signal that fails `read_audio`'s checks, a layout that is none of these, or a rate that

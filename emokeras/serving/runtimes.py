@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from emokeras.specs import METADATA, ONNX_MODEL, SIGNATURE
+from emokeras.models.specs import METADATA, ONNX_MODEL, SIGNATURE
 
 RUNTIMES = ("auto", "onnx", "savedmodel")
 
@@ -89,6 +89,7 @@ class OnnxRuntime:
         self.classes = output.shape[-1] if isinstance(output.shape[-1], int) else None
 
     def __call__(self, inputs: dict) -> np.ndarray:
+        """Class probabilities `[batch, classes]` for a batch of named inputs."""
         return self._session.run([self._output], {self._inputs[name]: inputs[name] for name in self._inputs})[0]
 
 
@@ -121,6 +122,7 @@ class SavedModelRuntime:
         self.classes = self._serve.structured_outputs["probabilities"].shape[-1]
 
     def __call__(self, inputs: dict) -> np.ndarray:
+        """Class probabilities `[batch, classes]` for a batch of named inputs."""
         return self._serve(**{name: self._tf.constant(value) for name, value in inputs.items()})[
             "probabilities"].numpy()
 
@@ -130,9 +132,18 @@ def needs_transcript(metadata: dict) -> bool:
     return bool({"word_vectors", "word_spans"} & set(metadata["inputs"]))
 
 
+def uses_tensorflow(metadata: dict, runtime: str = "auto") -> bool:
+    """Whether answering with this export and runtime loads TensorFlow.
+
+    It does for the SavedModel runtime, and for a model that reads words (its text encoder is a TensorFlow Hub module).
+    """
+    return runtime == "savedmodel" or not metadata.get("onnx") or needs_transcript(metadata)
+
+
 def open_runtime(export_dir: str, metadata: dict, runtime: str = "auto", threads: int | None = None):
-    """The runtime of an export: `"onnx"`, `"savedmodel"`, or `"auto"` (ONNX where the metadata names a
-    `model.onnx`, else the SavedModel).
+    """The runtime of an export.
+
+    `"onnx"`, `"savedmodel"`, or `"auto"` (ONNX where the metadata names a `model.onnx`, else the SavedModel).
 
     Raises:
       FileNotFoundError: ONNX asked for, and the export has none (a model that reads words; or a file the metadata

@@ -1,5 +1,7 @@
-"""Cutting a recording into the segments a recogniser answers: fixed windows, speech found by its energy, or the
-caller's own segments, each a segmenter object (`Windows`, `SpeechStretches`, `GivenSegments`, `WholeFile`).
+"""Cutting a recording into the segments a recogniser answers.
+
+Fixed windows, speech found by its energy, or the caller's own segments, each a segmenter object (`Windows`,
+`SpeechStretches`, `GivenSegments`, `WholeFile`).
 
 The model was trained on utterances of at most 7 s (700 frames), so a long
 recording is answered segment by segment, each at most that long. Every
@@ -144,6 +146,7 @@ class Windows:
         self.window, self.hop = window, hop
 
     def segments(self, path: str, total: float) -> list[Segment]:
+        """The windows over `[0, total)` seconds."""
         return [Segment(start, end) for start, end in fixed_windows(total, self.window, self.hop)]
 
 
@@ -154,6 +157,7 @@ class SpeechStretches:
         self.longest = longest
 
     def segments(self, path: str, total: float) -> list[Segment]:
+        """The stretches of speech in the recording at `path`."""
         return [Segment(start, end) for start, end in speech_segments(path, self.longest)]
 
 
@@ -161,6 +165,7 @@ class WholeFile:
     """The recording as one utterance (models that read a transcript: as they were trained)."""
 
     def segments(self, path: str, total: float) -> list[Segment]:
+        """The whole recording, `[0, total)`."""
         return [Segment(0.0, total)]
 
 
@@ -177,6 +182,7 @@ class GivenSegments:
         self.given, self.longest = list(given), longest
 
     def segments(self, path: str, total: float) -> list[Segment]:
+        """The caller's segments, each checked against `total` seconds (error rows for those that cannot be read)."""
         found = []
         for item in self.given:
             try:

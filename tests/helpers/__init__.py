@@ -1,0 +1,5 @@
+"""Helpers the tests share.
+
+Audio and corpora they write, small runs and models, the cuDNN harness, the layer test, the masked reference graph, and
+the two-replica checks.
+"""

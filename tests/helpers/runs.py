@@ -1,0 +1,25 @@
+"""Small demo corpora and small training runs, for the tests that prepare or train."""
+
+from emokeras.config import ModelConfig, PrepareConfig, TrainConfig
+
+SMALL = ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.1)
+
+
+def small_config(tmp_path, demo_data, **overrides):
+    """A fast `TrainConfig` (B-ACO-1 at 8 units, 2 epochs, no ONNX export) writing under `tmp_path`.
+
+    `overrides` replace fields.
+    """
+    settings = dict(model="B-ACO-1", fold=3, epochs=2, batch_size=32, learning_rate=3e-3, data=demo_data,
+                    output=str(tmp_path / "runs"), saved_models=str(tmp_path / "saved_models"), model_config=SMALL,
+                    onnx=False)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def small_demo_config(path, **overrides):
+    """A 40-utterance demo corpus under `path`: fast to prepare, for tests that alter it."""
+    settings = dict(root=str(path / "corpus"), out=str(path / "tfrecords"), encoder_dir=str(path / "encoders"),
+                    demo_utterances_per_speaker=4)
+    settings.update(overrides)
+    return PrepareConfig(**settings)

@@ -1,0 +1,209 @@
+"""Scale-out: a Keras Tuner search spread over a chief and workers (and a worker killed mid-trial).
+
+`tune --workers`, cross-validation runs started at once on one folder, and prediction over several openSMILE processes.
+"""
+
+import glob
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from emokeras.files import FolderInUse, exclusive
+from emokeras.training.supervisor import free_port, shares, without_flags
+
+from helpers.audio import tone, write_wav
+
+TINY = ["--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--view", "B-LEX",
+        "--fold", "3", "--learning_rate", "0.003"]
+
+
+def tune(demo_data, directory, *extra, **options):
+    return subprocess.Popen([sys.executable, "-m", "emokeras.tune", *TINY, "--data", demo_data, "--tuning",
+                             str(directory), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **options)
+
+
+def trials(directory):
+    return [json.load(open(path)) for path in sorted(glob.glob(os.path.join(directory, "*", "trial_*",
+                                                                               "trial.json")))]
+
+
+def finish(process, timeout=600):
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def wait_for(process, text, timeout=300):
+    """Reads `process`'s output until a line holds `text`; returns the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return lines
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:])
+
+
+def test_flags_are_removed_with_their_values():
+    args = ["--fold", "3", "--workers", "2", "--tuner_id=chief", "--noonnx", "--oracle_address", "h:1", "--x"]
+    assert without_flags(args, "workers", "tuner_id", "oracle_address") == ["--fold", "3", "--noonnx", "--x"]
+
+
+def test_cores_are_shared_out():
+    cores = sorted(os.sched_getaffinity(0))
+    given = shares(len(cores))
+    assert sorted(core for share in given for core in share["cpus"]) == cores
+    assert all(len(share["cpus"]) == 1 for share in given)
+    assert len(shares(1)[0]["cpus"]) == len(cores)
+
+
+def test_one_chief_holds_a_tuning_folder_and_only_its_workers_join(tmp_path, demo_data):
+    from emokeras.config import MultiViewConfig, TuneConfig
+    from emokeras.training import tuning
+
+    from helpers.runs import small_config
+
+    config = small_config(tmp_path, demo_data, epochs=1, multiview=MultiViewConfig(mode="joint", view="B-LEX"))
+    project = tmp_path / "tuning" / "B-ACO-1.joint.B-LEX.fold-3"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom emokeras.files import exclusive\nfrom emokeras.training.tuning import chief_role\n"
+        "with exclusive(sys.argv[1], role=chief_role('127.0.0.1:9')):\n    print('held', flush=True)\n"
+        "    time.sleep(600)"), str(project)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        alone = TuneConfig(max_trials=1, directory=str(tmp_path / "tuning"))
+        with pytest.raises(FolderInUse, match="is in use by the chief of a search at 127.0.0.1:9: process"):
+            tuning.search_hyperparameters(config, alone)
+        other = TuneConfig(max_trials=1, directory=str(tmp_path / "tuning"), tuner_id="worker0",
+                           oracle_address="127.0.0.1:8", oracle_timeout=2)
+        with pytest.raises(FolderInUse, match="not by the chief at 127.0.0.1:8"):
+            tuning.search_hyperparameters(config, other)
+        silent = TuneConfig(max_trials=1, directory=str(tmp_path / "tuning"), tuner_id="worker0",
+                            oracle_address="127.0.0.1:9", oracle_timeout=2)
+        started = time.monotonic()
+        with pytest.raises(ConnectionError, match=r"cannot reach the chief at 127.0.0.1:9 within 2 s"):
+            tuning.search_hyperparameters(config, silent)
+        assert time.monotonic() - started < 30
+    finally:
+        holder.kill()
+        holder.wait()
+        for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+            os.environ.pop(name, None)
+    absent = TuneConfig(max_trials=1, directory=str(tmp_path / "tuning"), tuner_id="worker0",
+                        oracle_address="127.0.0.1:9", oracle_timeout=2)
+    with pytest.raises(ConnectionError, match=r"no chief at 127.0.0.1:9 holds .* after 2 s; start the chief"):
+        tuning.search_hyperparameters(config, absent)
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        os.environ.pop(name, None)
+    with exclusive(str(project)):  # free again
+        pass
+
+
+@pytest.mark.large
+def test_a_chief_and_two_workers_train_every_trial_once(tmp_path, demo_data):
+    address = f"127.0.0.1:{free_port()}"
+    chief = tune(demo_data, tmp_path, "--max_trials", "4", "--tuner_id", "chief", "--oracle_address", address)
+    workers = [tune(demo_data, tmp_path, "--max_trials", "4", "--tuner_id", f"worker{k}", "--oracle_address",
+                    address) for k in range(2)]
+    results = [finish(process) for process in workers] + [finish(chief)]
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    found = trials(tmp_path)
+    assert len(found) == 4 and all(trial["status"] == "COMPLETED" for trial in found)
+    assert {trial["trial_id"] for trial in found} == {"0", "1", "2", "3"}
+    assert "best of 4 trials" in results[-1][1] and "retrain it: python -m emokeras.train" in results[-1][1]
+    assert all("the search at" in out and "is over" in out for _, out, _ in results[:2])
+
+
+@pytest.mark.large
+def test_a_worker_killed_mid_trial_and_restarted_with_its_id_lets_the_search_finish(tmp_path, demo_data):
+    address = f"127.0.0.1:{free_port()}"
+    # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
+    search = ("--max_trials", "2", "--epochs", "2", "--oracle_address", address)
+    chief = tune(demo_data, tmp_path, *search, "--tuner_id", "chief")
+    worker = tune(demo_data, tmp_path, *search, "--tuner_id", "worker0")
+    wait_for(worker, "Epoch 1/")  # inside its first trial
+    worker.kill()
+    worker.communicate()
+    again = tune(demo_data, tmp_path, *search, "--tuner_id", "worker0")
+    code, _, err = finish(again)
+    assert code == 0, err[-3000:]
+    code, out, err = finish(chief)
+    assert code == 0, err[-3000:]
+    found = trials(tmp_path)
+    assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
+    assert "best of 2 trials" in out
+
+
+@pytest.mark.large
+def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data):
+    supervisor = tune(demo_data, tmp_path, "--max_trials", "3", "--workers", "2", "--epochs", "2")
+    wait_for(supervisor, "[worker0] Epoch 1/")
+    victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
+    pids = [int(pid) for pid in victim.stdout.split()]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    code, out, err = finish(supervisor)
+    assert code == 0, (out + err)[-4000:]
+    assert "worker0 ended with signal 9: started again with its id" in err
+    found = trials(tmp_path)
+    assert len(found) == 3 and all(trial["status"] == "COMPLETED" for trial in found)
+    assert "[chief] best of 3 trials" in out
+
+
+@pytest.mark.large
+def test_crossval_processes_on_one_folder_train_their_folds_and_a_later_one_summarises(tmp_path, demo_data):
+    common = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size",
+              "32", "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
+              str(tmp_path / "saved")]
+    processes = [subprocess.Popen([sys.executable, "-m", "emokeras.crossval", *common, "--folds", fold],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for fold in ("2", "3")]
+    for process in processes:
+        code, _, err = finish(process)
+        assert code == 0, err[-3000:]
+    done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *common, "--folds", "2,3"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("already trained") == 2
+    summary = pd.read_csv(tmp_path / "runs" / "B-ACO-1" / "summary.csv")
+    assert list(summary["fold"]) == ["2", "3", "mean", "std"]
+
+
+@pytest.mark.large
+def test_crossval_jobs_trains_runs_in_parallel_processes(tmp_path, demo_data):
+    common = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size",
+              "32", "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
+              str(tmp_path / "saved")]
+    user = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # a user's shell
+    done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *common, "--folds", "2,3", "--seeds", "4",
+                           "--jobs", "2"], capture_output=True, text=True, timeout=600, env=user)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fold-2 seed-4: started (core" in done.stdout and "[fold-3 seed-4]" in done.stdout
+    # The jobs start as quietly as the command that started them: no TensorFlow C++ line from any of them.
+    assert not re.search(r"[IWE]0000 |cuda drivers|InitializeLog", done.stdout + done.stderr), done.stderr[-3000:]
+    for fold in (2, 3):
+        assert os.path.isfile(tmp_path / "runs" / "B-ACO-1" / "seed-4" / f"fold-{fold}" / "results.json")
+    assert done.stdout.count("already trained") == 2  # the summary reports, it does not train
+
+
+def test_prediction_with_two_workers_equals_one(b_aco_1_run, tmp_path):
+    export = b_aco_1_run[1]["saved_model"]
+    paths = [str(tmp_path / f"f{k}.wav") for k in range(5)]
+    for k, path in enumerate(paths):
+        write_wav(path, tone(2.0 + k, pitch=120 + 30 * k))
+    answers = []
+    for workers in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "emokeras.predict", "--model", export, "--format", "csv",
+                               "--workers", workers, *paths], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        answers.append(done.stdout)
+    assert answers[0] == answers[1]

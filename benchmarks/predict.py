@@ -6,7 +6,9 @@ workers, and its peak memory on a 60-minute recording.
 Prints figures; asserts nothing.
 
 1. Memory: a fresh process answers a 60-minute recording on ONNX and reads its own peak resident memory
-   (`ru_maxrss`; with one worker openSMILE runs in that process, so its peak is the recogniser's).
+   (`VmHWM` in /proc/self/status; with one worker openSMILE runs in that process, so its peak is the recogniser's).
+   Not `ru_maxrss`: Linux carries it over from the parent across fork and exec, so a child started by this script
+   (which holds a trained model) would report this script's own peak.
 2. Workers: 100 files of 5 s on ONNX, in fresh processes with `--workers 1` and `--workers 2` taking turns
    (`--rounds` rounds, the order reversed every other round, each after a warm-up call that starts its workers);
    each round's ratio compares runs seconds apart, on this shared machine whose speed drifts. Real-time factor
@@ -72,11 +74,12 @@ with Recognizer.load({model!r}, runtime="onnx", workers={workers}) as recognizer
 """
 
 MEMORY = r"""
-import json, resource
+import json
 from emokeras import Recognizer
 answers = Recognizer.load({model!r}, runtime="onnx").predict_file({path!r})
 # openSMILE runs in this process on the ONNX path: its own peak is the whole recogniser's.
-print(json.dumps({{"rows": len(answers), "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"rows": len(answers), "peak_kb": peak}}))
 """
 
 

@@ -334,10 +334,12 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
                "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=user_environment())
-    deadline = time.monotonic() + 300
+    deadline, read = time.monotonic() + 300, []
     for line in process.stdout:
+        read.append(line)
         if line.startswith("Epoch 2/") or time.monotonic() > deadline:
             break
+    assert read and read[-1].startswith("Epoch 2/"), "no 'Epoch 2/' line:\n" + "".join(read)[-3000:]
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

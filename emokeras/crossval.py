@@ -27,8 +27,6 @@ def main(argv):
     values = flags.FLAGS
     seeds = cli.parse_integers(values.seeds, "--seeds") if values.seeds else None
     config = cli.config_from_flags(TrainConfig, exclude=("fold",), fold=0)
-    # Before anything imports TensorFlow, so that it loads quietly (emokeras.quiet); the summary needs it.
-    cli.load_tensorflow()
     if values.jobs > 1 and not _parallel(config, values.folds, seeds, values.jobs):
         return 1
     from emokeras.training.cross_validation import cross_validate
@@ -76,7 +74,7 @@ def define_flags():
 
 def run():
     """Runs the command on `sys.argv`."""
-    cli.run_command(main, define_flags, resumable=True)
+    cli.run_command(main, define_flags, resumable=True, tensorflow=True)
 
 
 if __name__ == "__main__":

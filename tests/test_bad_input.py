@@ -22,7 +22,7 @@ import soundfile
 
 from emokeras.serving.recognizer import PredictionError, Recognizer
 
-from helpers.commands import TF_LOG_LINE, user_environment
+from helpers.commands import TF_LOG_LINE, ctrl_c_as_at_a_terminal, user_environment
 from helpers.corpora import speech
 
 FOLD = 3
@@ -332,8 +332,9 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
     command = [sys.executable, "-m", "emokeras.train", "--model", "B-ACO-1", "--fold", "3", "--epochs", "20",
                "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--data", demo_data,
                "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=user_environment())
+    with ctrl_c_as_at_a_terminal():
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env=user_environment())
     deadline, read = time.monotonic() + 300, []
     for line in process.stdout:
         read.append(line)

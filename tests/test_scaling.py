@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from emokeras.files import FolderInUse, exclusive
-from emokeras.training.supervisor import free_port, shares, without_flags
+from emokeras.training.supervisor import Job, Supervisor, free_port, shares, without_flags
 
 from helpers.audio import tone, write_wav
 
@@ -55,6 +55,23 @@ def wait_for(process, text, timeout=300):
 def test_flags_are_removed_with_their_values():
     args = ["--fold", "3", "--workers", "2", "--tuner_id=chief", "--noonnx", "--oracle_address", "h:1", "--x"]
     assert without_flags(args, "workers", "tuner_id", "oracle_address") == ["--fold", "3", "--noonnx", "--x"]
+
+
+def test_a_supervisor_started_in_the_background_still_stops_its_jobs_with_ctrl_c(tmp_path):
+    # A shell starts a background command with SIGINT ignored, and its children would inherit that.
+    ready = tmp_path / "ready"
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        supervisor = Supervisor()
+        job = supervisor.start(Job("sleeper", [sys.executable, "-c", "import pathlib, sys, time; "
+                                               "pathlib.Path(sys.argv[1]).touch(); time.sleep(60)", str(ready)]))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    supervisor.stop(grace=20.0)
+    assert job.process.returncode == -signal.SIGINT  # Python's end for an unhandled KeyboardInterrupt, not SIGKILL
 
 
 def test_cores_are_shared_out():

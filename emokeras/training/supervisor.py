@@ -82,7 +82,7 @@ class Supervisor:
     def start(self, job: Job) -> Job:
         """Starts `job` in its own process group, held to its share of the machine."""
         env = dict(os.environ)
-        preexec = None
+        cpus = None
         if job.share and "gpu" in job.share:
             env["CUDA_VISIBLE_DEVICES"] = job.share["gpu"]
         elif job.share and "cpus" in job.share:
@@ -90,7 +90,10 @@ class Supervisor:
             # Threads follow the cores: TensorFlow sizes its pools from the cores it may run on.
             env["OMP_NUM_THREADS"] = str(len(cpus))
 
-            def preexec():
+        def preexec():
+            # `stop` sends SIGINT: a supervisor started in the background (SIGINT ignored) must not pass that on.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if cpus:
                 os.sched_setaffinity(0, cpus)
         job.process = subprocess.Popen(job.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                        preexec_fn=preexec, start_new_session=True, text=True, bufsize=1)

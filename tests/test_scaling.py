@@ -125,11 +125,17 @@ def test_one_chief_holds_a_tuning_folder_and_only_its_workers_join(tmp_path, dem
 
 
 @pytest.mark.large
-def test_a_chief_and_two_workers_train_every_trial_once(tmp_path, demo_data):
+def test_a_chief_and_two_workers_train_every_trial_once_though_one_is_killed_mid_trial(tmp_path, demo_data):
+    """Started by hand, as on several machines; the killed worker is started again with its id."""
     address = f"127.0.0.1:{free_port()}"
-    chief = tune(demo_data, tmp_path, "--max_trials", "4", "--tuner_id", "chief", "--oracle_address", address)
-    workers = [tune(demo_data, tmp_path, "--max_trials", "4", "--tuner_id", f"worker{k}", "--oracle_address",
-                    address) for k in range(2)]
+    # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
+    search = ("--max_trials", "4", "--epochs", "2", "--oracle_address", address)
+    chief = tune(demo_data, tmp_path, *search, "--tuner_id", "chief")
+    workers = [tune(demo_data, tmp_path, *search, "--tuner_id", f"worker{k}") for k in range(2)]
+    wait_for(workers[0], "Epoch 1/")  # inside its first trial
+    workers[0].kill()
+    workers[0].communicate()
+    workers[0] = tune(demo_data, tmp_path, *search, "--tuner_id", "worker0")
     results = [finish(process) for process in workers] + [finish(chief)]
     for code, _, err in results:
         assert code == 0, err[-3000:]
@@ -141,28 +147,8 @@ def test_a_chief_and_two_workers_train_every_trial_once(tmp_path, demo_data):
 
 
 @pytest.mark.large
-def test_a_worker_killed_mid_trial_and_restarted_with_its_id_lets_the_search_finish(tmp_path, demo_data):
-    address = f"127.0.0.1:{free_port()}"
-    # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
-    search = ("--max_trials", "2", "--epochs", "2", "--oracle_address", address)
-    chief = tune(demo_data, tmp_path, *search, "--tuner_id", "chief")
-    worker = tune(demo_data, tmp_path, *search, "--tuner_id", "worker0")
-    wait_for(worker, "Epoch 1/")  # inside its first trial
-    worker.kill()
-    worker.communicate()
-    again = tune(demo_data, tmp_path, *search, "--tuner_id", "worker0")
-    code, _, err = finish(again)
-    assert code == 0, err[-3000:]
-    code, out, err = finish(chief)
-    assert code == 0, err[-3000:]
-    found = trials(tmp_path)
-    assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
-    assert "best of 2 trials" in out
-
-
-@pytest.mark.large
 def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data):
-    supervisor = tune(demo_data, tmp_path, "--max_trials", "3", "--workers", "2", "--epochs", "2")
+    supervisor = tune(demo_data, tmp_path, "--max_trials", "2", "--workers", "2", "--epochs", "2")
     wait_for(supervisor, "[worker0] Epoch 1/")
     victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
     pids = [int(pid) for pid in victim.stdout.split()]
@@ -173,8 +159,8 @@ def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data
     assert code == 0, (out + err)[-4000:]
     assert "worker0 ended with signal 9: started again with its id" in err
     found = trials(tmp_path)
-    assert len(found) == 3 and all(trial["status"] == "COMPLETED" for trial in found)
-    assert "[chief] best of 3 trials" in out
+    assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
+    assert "[chief] best of 2 trials" in out
 
 
 @pytest.mark.large

@@ -12,10 +12,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from emokeras.files import FolderInUse, exclusive
+from emokeras.serving import recognizer as recognizer_module
+from emokeras.serving.recognizer import Recognizer
 from emokeras.training.supervisor import Job, Supervisor, free_port, shares, without_flags
 
 from helpers.audio import tone, write_wav
@@ -210,3 +213,59 @@ def test_prediction_with_two_workers_equals_one(b_aco_1_run, tmp_path):
         assert done.returncode == 0, done.stderr[-3000:]
         answers.append(done.stdout)
     assert answers[0] == answers[1]
+
+
+class _LoggedFrames:
+    """A frame source that logs each answer it gives; `_LoggedModel` logs each model call in the same list."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def frames(self, requests):
+        for request in requests:
+            self.log.append(("frames", request))
+            yield request, np.zeros((300, 130), np.float32), None
+
+    def close(self):
+        pass
+
+
+class _LoggedModel:
+    name = "logged"
+
+    def __init__(self, log):
+        self.log = log
+
+    def __call__(self, inputs):
+        self.log.append(("model", len(next(iter(inputs.values())))))
+        return np.tile([[0.25, 0.75]], (len(next(iter(inputs.values()))), 1)).astype(np.float32)
+
+
+def test_the_model_answers_early_segments_while_later_ones_are_extracted(tmp_path):
+    # With worker processes, openSMILE extracts the next segments while this process runs the model: so the model
+    # must be called on the first segments before the last ones are asked for, not once all are in.
+    paths = [str(tmp_path / f"f{k}.wav") for k in range(7)]
+    for path in paths:
+        write_wav(path, tone(1.0))
+    log = []
+    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["acoustic"]}
+    recognizer = Recognizer("export", metadata, _LoggedModel(log), batch_size=2)
+    recognizer._frames = _LoggedFrames(log)
+    answers = recognizer.predict_files(paths)
+    assert list(answers.index.get_level_values("file")) == paths
+    assert (answers["emotion"] == "angry").all()
+    assert sum(count for kind, count in log if kind == "model") == len(paths)
+    first_call = log.index(next(entry for entry in log if entry[0] == "model"))
+    assert first_call < log.index(("frames", paths[-1]))
+
+
+def test_beside_several_workers_the_model_gets_the_cores_they_leave(monkeypatch):
+    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["acoustic"]}
+    asked = []
+    monkeypatch.setattr(recognizer_module, "read_metadata", lambda export_dir: metadata)
+    monkeypatch.setattr(recognizer_module, "open_runtime",
+                        lambda export_dir, metadata, runtime, threads: asked.append(threads) or _LoggedModel([]))
+    monkeypatch.setattr(recognizer_module, "_cores", lambda: 8)
+    for options in ({}, {"workers": 2}, {"workers": 8}, {"workers": 12}, {"workers": 2, "threads": 3}):
+        Recognizer.load("export", **options).close()
+    assert asked == [None, 6, 1, 1, 3]

@@ -29,6 +29,7 @@ finite, after the file's end), a missing transcript, a model that answers NaN. `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -49,8 +50,9 @@ logger = logging.getLogger(__name__)
 FRAMES_PER_SECOND = 100
 SEGMENTATIONS = ("window", "speech")
 INDEX = ["file", "start", "end"]
-# Segments whose features are held at once before they are batched by length: bounded memory for any recording.
-SEGMENTS_IN_FLIGHT = 256
+# Segments are batched by length within groups of this many model calls: memory stays bounded for any recording,
+# and with worker processes the next group's features are extracted while the model answers this one.
+BATCHES_PER_GROUP = 2
 NAN_ANSWER = "the model answered NaN (was it trained to a non-finite loss?)"
 # A 2-D signal's channels are its shorter axis; past this many, it is not a layout emokeras can tell.
 MAX_CHANNELS = 64
@@ -66,6 +68,11 @@ def class_columns(answers: pd.DataFrame) -> list[str]:
     """The probability columns of a recogniser's answers (its model's class names, in order)."""
     return [column for column in answers.columns if column not in ("emotion", "error", "segments",
                                                                     "answered_seconds")]
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _positive_integer(name: str, value) -> int:
@@ -166,7 +173,8 @@ class Recognizer:
           export_dir: `saved_models/<model>/fold-<k>`.
           runtime: `"auto"` (ONNX where the export has `model.onnx`, else the SavedModel), `"onnx"` or
             `"savedmodel"`.
-          threads: the runtime's intra-op threads (None: its default).
+          threads: the runtime's intra-op threads (None: its default; with several `workers`, the cores they
+            leave, at least one).
           **options: the `Recognizer` arguments (segmentation, window_seconds, batch_size, workers, ...).
 
         Raises:
@@ -179,6 +187,10 @@ class Recognizer:
             raise ValueError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
         # Checked before the runtime loads: a bad option costs no model loading.
         cls._check_options(options)
+        workers = options.get("workers", 1)
+        if threads is None and workers > 1:
+            # The model answers while the workers extract: on every core its threads would contend with them.
+            threads = max(1, _cores() - workers)
         return cls(export_dir, metadata, open_runtime(export_dir, metadata, runtime, threads), **options)
 
     @staticmethod
@@ -324,20 +336,21 @@ class Recognizer:
                 requests.append(None if segment.error else path if whole else (path, segment.start, segment.end))
                 errors.append(f"{path}: {segment.error}" if segment.error else None)
         answered = []
-        for first in range(0, len(requests), SEGMENTS_IN_FLIGHT):
-            chunk = requests[first:first + SEGMENTS_IN_FLIGHT]
-            readable = [request for request in chunk if request is not None]
-            extracted = iter(self._frames.frames(readable))
-            frames, messages = [], []
-            for request, error in zip(chunk, errors[first:first + SEGMENTS_IN_FLIGHT]):
-                if request is None:
-                    frames.append(None)
-                    messages.append(error)
-                else:
-                    _, features, message = next(extracted)
-                    frames.append(features)
-                    messages.append(message)
-            answered.append(self._answer(rows[first:first + SEGMENTS_IN_FLIGHT], frames, messages))
+        group = BATCHES_PER_GROUP * self.batch_size
+        # One pass over every readable segment: worker processes keep extracting ahead while the model runs.
+        readable = self._frames.frames([request for request in requests if request is not None])
+        with contextlib.closing(readable) as extracted:
+            for first in range(0, len(requests), group):
+                frames, messages = [], []
+                for request, error in zip(requests[first:first + group], errors[first:first + group]):
+                    if request is None:
+                        frames.append(None)
+                        messages.append(error)
+                    else:
+                        _, features, message = next(extracted)
+                        frames.append(features)
+                        messages.append(message)
+                answered.append(self._answer(rows[first:first + group], frames, messages))
         if failed:
             answered.append(pd.DataFrame(
                 {"emotion": [None] * len(failed), **{name: np.nan for name in self.class_names},

@@ -24,6 +24,7 @@ model's sizes, not its accuracy). Goals: with 2 workers at least 1.7x faster (a 
 under 0.01); at most 1 GB per process for 60 minutes.
 
     python benchmarks/predict.py [--model saved_models/B-ACO-1/fold-3] [--repeats 3] [--rounds 3]
+                                 [--steps memory,workers,core]
 """
 
 import argparse
@@ -73,6 +74,8 @@ with Recognizer.load({model!r}, runtime="onnx", workers={workers}) as recognizer
     print(json.dumps({{"seconds": time.perf_counter() - begun}}))
 """
 
+STEPS = ("memory", "workers", "core")
+
 MEMORY = r"""
 import json
 from emokeras import Recognizer
@@ -119,7 +122,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the 1- and 2-worker comparison")
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"which of {', '.join(STEPS)} to measure")
     args = parser.parse_args()
+    steps = set(args.steps.split(","))
+    if not steps or steps - set(STEPS):
+        parser.error(f"--steps {args.steps}: choose from {', '.join(STEPS)}")
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or default_export(folder)
         source = speech(args.corpus)
@@ -127,46 +134,63 @@ def main():
         long = write(os.path.join(folder, "ten_minutes.wav"), source, 600.0)
         files = [write(os.path.join(folder, f"file-{k:03d}.wav"), source[k * 16000:], 5.0) for k in range(100)]
         audio = {"clip": 5.0, "long": 600.0, "files": 500.0}
-        hour = write(os.path.join(folder, "sixty_minutes.wav"), source, 3600.0)
-        done = subprocess.run([sys.executable, "-c", MEMORY.format(model=model, path=hour)], capture_output=True,
-                              text=True)
-        if done.returncode:
-            print(f"  60 minutes: failed\n{done.stderr[-2000:]}")
-        else:
-            measured = json.loads(done.stdout.splitlines()[-1])
-            print(f"  60-minute recording on ONNX: {measured['rows']} segments, peak resident memory "
-                  f"{measured['peak_kb'] / 1024:.0f} MB")
-        print(f"100 files of 5 s (500 s of audio) on ONNX, every core ({os.cpu_count()}); 1 and 2 openSMILE workers "
-              f"taking turns, {args.rounds} rounds")
-        ratios = []
-        for round_ in range(args.rounds):
-            seconds = {}
-            for workers in ((1, 2) if round_ % 2 == 0 else (2, 1)):
-                done = subprocess.run([sys.executable, "-c", WORKERS.format(model=model, files=files, workers=workers)],
-                                      capture_output=True, text=True)
-                if done.returncode:
-                    raise SystemExit(done.stderr[-2000:])
-                seconds[workers] = json.loads(done.stdout.splitlines()[-1])["seconds"]
-            ratios.append(seconds[1] / seconds[2])
-            print(f"  round {round_ + 1}: 1 worker {seconds[1]:.2f} s (RTF {seconds[1] / 500:.4f}), 2 workers "
-                  f"{seconds[2]:.2f} s (RTF {seconds[2] / 500:.4f}); speed-up {ratios[-1]:.2f}x")
-        print(f"  speed-up, median of rounds: {np.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}); "
-              "goal >= 1.7x")
-        print(f"export: {model}; one core (cpu {args.core}), one runtime thread, fastest of {args.repeats}")
-        for runtime in ("savedmodel", "onnx"):
-            script = MEASURE.format(core={args.core}, model=model, runtime=runtime, clip=clip, long=long, files=files,
-                                    repeats=args.repeats)
-            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if "memory" in steps:
+            memory(model, write(os.path.join(folder, "sixty_minutes.wav"), source, 3600.0))
+        if "workers" in steps:
+            workers(model, files, args.rounds)
+        if "core" in steps:
+            one_core(model, clip, long, files, audio, args.core, args.repeats)
+
+
+def memory(model: str, hour: str) -> None:
+    """A 60-minute recording on ONNX in a fresh process: its peak resident memory."""
+    done = subprocess.run([sys.executable, "-c", MEMORY.format(model=model, path=hour)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        print(f"  60 minutes: failed\n{done.stderr[-2000:]}")
+        return
+    measured = json.loads(done.stdout.splitlines()[-1])
+    print(f"  60-minute recording on ONNX: {measured['rows']} segments, peak resident memory "
+          f"{measured['peak_kb'] / 1024:.0f} MB")
+
+
+def workers(model: str, files: list[str], rounds: int) -> None:
+    """100 files with 1 and 2 workers, in fresh processes taking turns."""
+    print(f"100 files of 5 s (500 s of audio) on ONNX, every core ({os.cpu_count()}); 1 and 2 openSMILE workers "
+          f"taking turns, {rounds} rounds")
+    ratios = []
+    for round_ in range(rounds):
+        seconds = {}
+        for count in ((1, 2) if round_ % 2 == 0 else (2, 1)):
+            done = subprocess.run([sys.executable, "-c", WORKERS.format(model=model, files=files, workers=count)],
+                                  capture_output=True, text=True)
             if done.returncode:
-                print(f"  {runtime}: failed\n{done.stderr[-2000:]}")
-                continue
-            seconds = json.loads(done.stdout.splitlines()[-1])
-            figures = ", ".join(f"{name} {seconds[name]:.2f} s (RTF {seconds[name] / audio[name]:.4f})"
-                                for name in ("clip", "long", "files"))
-            print(f"  {runtime:>10}: start-up {seconds['startup']:.1f} s; warm: {figures}")
-            if "features" in seconds:
-                print(f"  {'':>10}  of the 10-minute recording's {seconds['long']:.2f} s, openSMILE features alone: "
-                      f"{seconds['features']:.2f} s (RTF {seconds['features'] / audio['long']:.4f})")
+                raise SystemExit(done.stderr[-2000:])
+            seconds[count] = json.loads(done.stdout.splitlines()[-1])["seconds"]
+        ratios.append(seconds[1] / seconds[2])
+        print(f"  round {round_ + 1}: 1 worker {seconds[1]:.2f} s (RTF {seconds[1] / 500:.4f}), 2 workers "
+              f"{seconds[2]:.2f} s (RTF {seconds[2] / 500:.4f}); speed-up {ratios[-1]:.2f}x")
+    print(f"  speed-up, median of rounds: {np.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}); "
+          "goal >= 1.7x")
+
+
+def one_core(model: str, clip: str, long: str, files: list[str], audio: dict, core: int, repeats: int) -> None:
+    """Each runtime in a fresh process pinned to one core: start-up, and warm answers, fastest of `repeats`."""
+    print(f"export: {model}; one core (cpu {core}), one runtime thread, fastest of {repeats}")
+    for runtime in ("savedmodel", "onnx"):
+        script = MEASURE.format(core={core}, model=model, runtime=runtime, clip=clip, long=long, files=files,
+                                repeats=repeats)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if done.returncode:
+            print(f"  {runtime}: failed\n{done.stderr[-2000:]}")
+            continue
+        seconds = json.loads(done.stdout.splitlines()[-1])
+        figures = ", ".join(f"{name} {seconds[name]:.2f} s (RTF {seconds[name] / audio[name]:.4f})"
+                            for name in ("clip", "long", "files"))
+        print(f"  {runtime:>10}: start-up {seconds['startup']:.1f} s; warm: {figures}")
+        if "features" in seconds:
+            print(f"  {'':>10}  of the 10-minute recording's {seconds['long']:.2f} s, openSMILE features alone: "
+                  f"{seconds['features']:.2f} s (RTF {seconds['features'] / audio['long']:.4f})")
 
 
 if __name__ == "__main__":

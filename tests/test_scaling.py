@@ -259,8 +259,8 @@ def test_the_model_answers_early_segments_while_later_ones_are_extracted(tmp_pat
     assert first_call < log.index(("frames", paths[-1]))
 
 
-def test_beside_several_workers_the_model_gets_the_cores_they_leave(monkeypatch):
-    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["acoustic"]}
+def test_beside_several_workers_the_onnx_model_gets_the_cores_they_leave(monkeypatch):
+    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["frames"], "onnx": "model.onnx"}
     asked = []
     monkeypatch.setattr(recognizer_module, "read_metadata", lambda export_dir: metadata)
     monkeypatch.setattr(recognizer_module, "open_runtime",
@@ -269,3 +269,9 @@ def test_beside_several_workers_the_model_gets_the_cores_they_leave(monkeypatch)
     for options in ({}, {"workers": 2}, {"workers": 8}, {"workers": 12}, {"workers": 2, "threads": 3}):
         Recognizer.load("export", **options).close()
     assert asked == [None, 6, 1, 1, 3]
+    # TensorFlow's threads belong to the process and are set once (later, it refuses): left as they are.
+    asked.clear()
+    Recognizer.load("export", runtime="savedmodel", workers=2).close()
+    metadata.pop("onnx")
+    Recognizer.load("export", workers=2).close()
+    assert asked == [None, None]

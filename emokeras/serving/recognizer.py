@@ -43,7 +43,7 @@ from emokeras.data.features import acoustic
 from emokeras.serving import segments as segmenting
 from emokeras.serving.frames import FrameSource
 from emokeras.serving.inputs import TranscriptError, TranscriptInputs, acoustic_batch
-from emokeras.serving.runtimes import RUNTIMES, needs_transcript, open_runtime, read_metadata
+from emokeras.serving.runtimes import RUNTIMES, needs_transcript, open_runtime, read_metadata, uses_tensorflow
 
 logger = logging.getLogger(__name__)
 
@@ -173,8 +173,8 @@ class Recognizer:
           export_dir: `saved_models/<model>/fold-<k>`.
           runtime: `"auto"` (ONNX where the export has `model.onnx`, else the SavedModel), `"onnx"` or
             `"savedmodel"`.
-          threads: the runtime's intra-op threads (None: its default; with several `workers`, the cores they
-            leave, at least one).
+          threads: the runtime's intra-op threads (None: its default; on ONNX with several `workers`, the cores
+            they leave, at least one).
           **options: the `Recognizer` arguments (segmentation, window_seconds, batch_size, workers, ...).
 
         Raises:
@@ -188,8 +188,9 @@ class Recognizer:
         # Checked before the runtime loads: a bad option costs no model loading.
         cls._check_options(options)
         workers = options.get("workers", 1)
-        if threads is None and workers > 1:
+        if threads is None and workers > 1 and not uses_tensorflow(metadata, runtime):
             # The model answers while the workers extract: on every core its threads would contend with them.
+            # (TensorFlow's threads belong to the process and cannot change once it runs: left alone.)
             threads = max(1, _cores() - workers)
         return cls(export_dir, metadata, open_runtime(export_dir, metadata, runtime, threads), **options)
 

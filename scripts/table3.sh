@@ -5,12 +5,15 @@
 #
 #   bash scripts/table3.sh                       # folds 0,3,4,7 x seeds 0,1,2 into runs/table3/
 #   FOLDS=all SEEDS=0,1,2 bash scripts/table3.sh # all ten folds
+#   JOBS=2 bash scripts/table3.sh                # two folds at a time (crossval --jobs), each on its share of the
+#                                                # cores or its own GPU
 #
 # Seeds run one after another (all systems of seed 0 first), so a stopped sweep has whole seeds behind it; run the
 # same command again and finished runs are reported, an interrupted one resumes at its last finished epoch.
 set -euo pipefail
 FOLDS=${FOLDS:-0,3,4,7}
 SEEDS=${SEEDS:-0,1,2}
+JOBS=${JOBS:-1}
 OUT=${OUT:-runs/table3}
 EXPORTS=${EXPORTS:-saved_models/table3}
 TEACHER="$OUT/H-MM-4/seed-{seed}/fold-{fold}"
@@ -26,7 +29,8 @@ systems() {  # the crossval arguments of each system, one per line
 for seed in ${SEEDS//,/ }; do
   while read -r system; do
     # shellcheck disable=SC2086  # the system's arguments are words
-    python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$seed" --output "$OUT" --saved_models "$EXPORTS"
+    python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$seed" --output "$OUT" --saved_models "$EXPORTS" \
+      --jobs "$JOBS"
   done < <(systems)
 done
 # Summaries over every seed (nothing is trained again), then the comparisons with the baseline.

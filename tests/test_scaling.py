@@ -237,8 +237,9 @@ class _LoggedModel:
         self.log = log
 
     def __call__(self, inputs):
-        self.log.append(("model", len(next(iter(inputs.values())))))
-        return np.tile([[0.25, 0.75]], (len(next(iter(inputs.values()))), 1)).astype(np.float32)
+        rows = len(inputs["frames"])
+        self.log.append(("model", rows))
+        return np.tile([[0.25, 0.75]], (rows, 1)).astype(np.float32)
 
 
 def test_the_model_answers_early_segments_while_later_ones_are_extracted(tmp_path):
@@ -248,7 +249,7 @@ def test_the_model_answers_early_segments_while_later_ones_are_extracted(tmp_pat
     for path in paths:
         write_wav(path, tone(1.0))
     log = []
-    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["acoustic"]}
+    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["frames", "num_frames"]}
     recognizer = Recognizer("export", metadata, _LoggedModel(log), batch_size=2)
     recognizer._frames = _LoggedFrames(log)
     answers = recognizer.predict_files(paths)
@@ -260,7 +261,8 @@ def test_the_model_answers_early_segments_while_later_ones_are_extracted(tmp_pat
 
 
 def test_beside_several_workers_the_onnx_model_gets_the_cores_they_leave(monkeypatch):
-    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["frames"], "onnx": "model.onnx"}
+    metadata = {"class_names": ["calm", "angry"], "max_frames": 300, "inputs": ["frames", "num_frames"],
+                "onnx": "model.onnx"}
     asked = []
     monkeypatch.setattr(recognizer_module, "read_metadata", lambda export_dir: metadata)
     monkeypatch.setattr(recognizer_module, "open_runtime",

@@ -7,6 +7,9 @@
 #   FOLDS=all SEEDS=0,1,2 bash scripts/table3.sh # all ten folds
 #   JOBS=2 bash scripts/table3.sh                # two folds at a time (crossval --jobs), each on its share of the
 #                                                # cores or its own GPU
+#   ARGS="--hidden_units 64 --learning_rate 1e-3 --noonnx" OUT=runs/table3-64 bash scripts/table3.sh
+#                                                # other settings for every system (here the smaller design of
+#                                                # docs/results.md), in their own folder
 #
 # Seeds run one after another (all systems of seed 0 first), so a stopped sweep has whole seeds behind it; run the
 # same command again and finished runs are reported, an interrupted one resumes at its last finished epoch.
@@ -14,8 +17,9 @@ set -euo pipefail
 FOLDS=${FOLDS:-0,3,4,7}
 SEEDS=${SEEDS:-0,1,2}
 JOBS=${JOBS:-1}
+ARGS=${ARGS:-}
 OUT=${OUT:-runs/table3}
-EXPORTS=${EXPORTS:-saved_models/table3}
+EXPORTS=${EXPORTS:-saved_models/$(basename "$OUT")}
 TEACHER="$OUT/H-MM-4/seed-{seed}/fold-{fold}"
 
 systems() {  # the crossval arguments of each system, one per line
@@ -28,15 +32,15 @@ systems() {  # the crossval arguments of each system, one per line
 
 for seed in ${SEEDS//,/ }; do
   while read -r system; do
-    # shellcheck disable=SC2086  # the system's arguments are words
-    python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$seed" --output "$OUT" --saved_models "$EXPORTS" \
+    # shellcheck disable=SC2086  # the system's and ARGS's arguments are words
+    python -m emokeras.crossval $system $ARGS --folds "$FOLDS" --seeds "$seed" --output "$OUT" --saved_models "$EXPORTS" \
       --jobs "$JOBS"
   done < <(systems)
 done
 # Summaries over every seed (nothing is trained again), then the comparisons with the baseline.
 while read -r system; do
   # shellcheck disable=SC2086
-  python -m emokeras.crossval $system --folds "$FOLDS" --seeds "$SEEDS" --output "$OUT" --saved_models "$EXPORTS"
+  python -m emokeras.crossval $system $ARGS --folds "$FOLDS" --seeds "$SEEDS" --output "$OUT" --saved_models "$EXPORTS"
 done < <(systems)
 python -m emokeras.compare "$OUT/B-ACO-1" "$OUT/B-ACO-1.joint.H-MM-4" "$OUT/B-ACO-1.frozen.H-MM-4" \
   "$OUT/B-ACO-1.teacher.H-MM-4"

@@ -82,6 +82,21 @@ def test_flipping_known_answers_gives_the_hand_computed_difference(tmp_path):
     assert 0.05 < result["p_value"] <= 1
 
 
+def test_each_system_has_its_mean_and_an_interval_over_folds(tmp_path):
+    # A's seed-averaged fold UAs, by hand: fold 0 (0.95 + 1 + 1) / 3, fold 1 1, fold 2 0.975 (as above).
+    a = system(tmp_path / "A", flips={(0, 0): [0, 4], (2, 0): [1], (2, 1): [1], (2, 2): [1]})
+    [result] = paired_tests.compare([a, system(tmp_path / "B")], resamples=200)
+    folds = np.array([(0.95 + 2) / 3, 1.0, 0.975])
+    half = 4.302652729911275 * folds.std(ddof=1) / np.sqrt(3)  # t(0.975, 2), from a table
+    assert result["seeds"]["A"]["mean"] == pytest.approx(folds.mean())
+    assert (result["seeds"]["A"]["ci_low"], result["seeds"]["A"]["ci_high"]) == pytest.approx(
+        (folds.mean() - half, folds.mean() + half))
+    assert (result["seeds"]["B"]["mean"], result["seeds"]["B"]["ci_low"], result["seeds"]["B"]["ci_high"]) == (1, 1, 1)
+    text = paired_tests.format_table([result])
+    assert f"A: test UA {folds.mean():.4f}, 95 % t-interval over 3 folds [{folds.mean() - half:.4f}, " \
+           f"{folds.mean() + half:.4f}]" in text
+
+
 def test_swapping_the_systems_negates_the_difference_and_the_interval(tmp_path):
     rng = np.random.default_rng(3)
     flips_a = {(f, s): list(rng.choice(40, 6, replace=False)) for f in range(3) for s in range(3)}

@@ -15,7 +15,8 @@ For each system B against the first, A (with more systems, each against A, Holm-
 - speaker level (over folds, each fold's test speakers): the exact Wilcoxon signed-rank p over the per-fold ΔUA
   (`scipy.stats.wilcoxon`), a paired-t 95 % interval, and the folds in which B beats A;
 - seeds: each system's per-seed fold-mean UA and their sd; with fewer than three seeds, a line saying that a
-  claim about the method needs more.
+  claim about the method needs more; and each system's own test UA (the mean over folds, seeds averaged first)
+  with a t 95 % interval over folds.
 
 Because seeds are averaged before anything else, a system's UA on a fold is `Σ_c Σ_{u∈c} x_u / (C·n_c)`, where
 `x_u` is the share of its seeds that answered utterance `u` correctly: linear in `x`, which is what lets the
@@ -250,11 +251,7 @@ def fold_statistics(a: System, b: System) -> dict:
     """Speaker level: per-fold ΔUA (seeds averaged), exact Wilcoxon p, paired-t interval, wins."""
     deltas = b.fold_ua().mean(axis=0) - a.fold_ua().mean(axis=0)
     n = len(deltas)
-    if n > 1:  # the paired-t interval: mean ± t(0.975, n − 1) · sd / √n
-        half = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * np.std(deltas, ddof=1) / math.sqrt(n)
-        low, high = float(np.mean(deltas) - half), float(np.mean(deltas) + half)
-    else:
-        low = high = math.nan
+    low, high = t_interval(deltas)
     if np.all(deltas == 0):
         p = 1.0
     elif n > 0:
@@ -263,11 +260,26 @@ def fold_statistics(a: System, b: System) -> dict:
             "delta_ua": [float(value) for value in deltas], "folds": list(a.folds)}
 
 
+def t_interval(values: np.ndarray) -> tuple[float, float]:
+    """The t interval of `values`' mean: mean ± t(0.975, n − 1) · sd / √n (NaN for fewer than two values)."""
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    half = stats.t.ppf((1 + CONFIDENCE) / 2, n - 1) * np.std(values, ddof=1) / math.sqrt(n)
+    return float(np.mean(values) - half), float(np.mean(values) + half)
+
+
 def seed_statistics(system: System) -> dict:
-    """Each seed's fold-mean UA, and their sample sd."""
+    """The system's UA: each seed's fold-mean UA and their sample sd; the mean over folds and its t interval.
+
+    The mean and the interval are over the folds' UA, each averaged over the seeds first (as ΔUA is).
+    """
     per_seed = system.fold_ua().mean(axis=1)
+    per_fold = system.fold_ua().mean(axis=0)
+    low, high = t_interval(per_fold)
     return {"seeds": list(system.seeds), "ua": [float(value) for value in per_seed],
-            "sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan}
+            "sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan,
+            "mean": float(np.mean(per_fold)), "ci_low": low, "ci_high": high, "folds": len(per_fold)}
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -308,6 +320,8 @@ def compare(folders, resamples: int = RESAMPLES, seed: int = 0, folds=None, seed
                            f"together), two-sided, scipy.stats.permutation_test, {resamples} resamples",
                 "folds": "exact Wilcoxon signed-rank over per-fold delta UA (scipy.stats.wilcoxon); paired-t "
                          f"{CONFIDENCE:.0%} interval",
+                "systems": f"each system's test UA: mean over folds, seeds averaged first; t {CONFIDENCE:.0%} "
+                           "interval over folds",
                 "seed": seed,
             },
         })
@@ -347,6 +361,8 @@ def format_table(comparisons: list[dict]) -> str:
         for name, seeds in comparison["seeds"].items():
             values = ", ".join(f"{seed}: {value:.4f}" for seed, value in zip(seeds["seeds"], seeds["ua"]))
             spread = "" if math.isnan(seeds["sd"]) else f", sd {seeds['sd']:.4f}"
+            lines.append(f"  {name}: test UA {seeds['mean']:.4f}, {100 * CONFIDENCE:.0f} % t-interval over "
+                         f"{seeds['folds']} folds [{seeds['ci_low']:.4f}, {seeds['ci_high']:.4f}]")
             lines.append(f"  seeds of {name}: fold-mean UA {values}{spread}")
             if len(seeds["seeds"]) < FEWEST_SEEDS:
                 lines.append(f"    {len(seeds['seeds'])} seed(s): enough to describe these runs, not the method; a "

@@ -274,8 +274,8 @@ def seed_statistics(system: System) -> dict:
 
     The mean and the interval are over the folds' UA, each averaged over the seeds first (as ΔUA is).
     """
-    per_seed = system.fold_ua().mean(axis=1)
-    per_fold = system.fold_ua().mean(axis=0)
+    ua = system.fold_ua()
+    per_seed, per_fold = ua.mean(axis=1), ua.mean(axis=0)
     low, high = t_interval(per_fold)
     return {"seeds": list(system.seeds), "ua": [float(value) for value in per_seed],
             "sd": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan,

@@ -18,7 +18,8 @@ FOLDS=${FOLDS:-0,3,4,7}
 SEEDS=${SEEDS:-0,1,2}
 JOBS=${JOBS:-1}
 ARGS=${ARGS:-}
-DATA=${DATA:-tfrecords/demo/char-ngram-256}  # the demo corpus, prepared below; or another prepared folder
+DEMO=tfrecords/demo/char-ngram-256  # where `python -m emokeras.prepare` writes the demo corpus
+DATA=${DATA:-$DEMO}                 # the demo corpus, prepared below; or another prepared folder
 OUT=${OUT:-runs/table3}
 EXPORTS=${EXPORTS:-saved_models/$(basename "$OUT")}
 TEACHER="$OUT/H-MM-4/seed-{seed}/fold-{fold}"
@@ -32,7 +33,7 @@ systems() {  # the crossval arguments of each system, one per line
 }
 
 # Every run names its data (crossval --jobs needs it); the demo corpus is written first, once.
-[ "$DATA" != tfrecords/demo/char-ngram-256 ] || python -m emokeras.prepare > /dev/null
+[ "$DATA" != "$DEMO" ] || python -m emokeras.prepare > /dev/null
 ARGS="$ARGS --data $DATA"
 
 for seed in ${SEEDS//,/ }; do

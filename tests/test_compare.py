@@ -122,6 +122,11 @@ def test_more_systems_are_each_compared_with_the_first_holm_corrected(tmp_path):
     assert [r["p_value"] for r in results] == pytest.approx(paired_tests.holm(raw))
     assert paired_tests.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert "Holm" in results[0]["methods"]["correction"]
+    # Each system's own figures are printed once, however many comparisons it is in.
+    text = paired_tests.format_table(results)
+    for name in "ABC":
+        assert text.count(f"{name}: test UA") == 1 and text.count(f"seeds of {name}:") == 1
+    assert text.index("C: test UA") < text.index("B against A")
 
 
 def test_json_output_has_the_contract_keys(tmp_path):

@@ -340,9 +340,30 @@ def _points(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def _system_lines(name: str, seeds: dict) -> list[str]:
+    values = ", ".join(f"{seed}: {value:.4f}" for seed, value in zip(seeds["seeds"], seeds["ua"]))
+    spread = "" if math.isnan(seeds["sd"]) else f", sd {seeds['sd']:.4f}"
+    lines = [f"{name}: test UA {seeds['mean']:.4f}, {100 * CONFIDENCE:.0f} % t-interval over {seeds['folds']} folds "
+             f"[{seeds['ci_low']:.4f}, {seeds['ci_high']:.4f}]",
+             f"  seeds of {name}: fold-mean UA {values}{spread}"]
+    if len(seeds["seeds"]) < FEWEST_SEEDS:
+        lines.append(f"    {len(seeds['seeds'])} seed(s): enough to describe these runs, not the method; a claim "
+                     f"about the method needs at least {FEWEST_SEEDS}")
+    return lines
+
+
 def format_table(comparisons: list[dict]) -> str:
-    """The comparisons as text, UA differences in points (hundredths)."""
+    """The comparisons as text, UA differences in points (hundredths).
+
+    Each system's own figures come once, the baseline's first; then each system against the baseline.
+    """
     lines = []
+    systems = {}  # name -> its figures, in the order of the arguments
+    for comparison in comparisons:
+        systems.update(comparison["seeds"])
+    for name, seeds in systems.items():
+        lines += _system_lines(name, seeds)
+    lines.append("")
     for comparison in comparisons:
         a, b = (os.path.basename(os.path.normpath(comparison[key])) for key in ("baseline", "system"))
         folds = comparison["folds"]
@@ -357,17 +378,8 @@ def format_table(comparisons: list[dict]) -> str:
             f"{_points(folds['ci_high'])}]",
             "  per fold ΔUA: " + ", ".join(f"{fold}: {_points(value)}"
                                            for fold, value in zip(folds["folds"], folds["delta_ua"])),
+            "",
         ]
-        for name, seeds in comparison["seeds"].items():
-            values = ", ".join(f"{seed}: {value:.4f}" for seed, value in zip(seeds["seeds"], seeds["ua"]))
-            spread = "" if math.isnan(seeds["sd"]) else f", sd {seeds['sd']:.4f}"
-            lines.append(f"  {name}: test UA {seeds['mean']:.4f}, {100 * CONFIDENCE:.0f} % t-interval over "
-                         f"{seeds['folds']} folds [{seeds['ci_low']:.4f}, {seeds['ci_high']:.4f}]")
-            lines.append(f"  seeds of {name}: fold-mean UA {values}{spread}")
-            if len(seeds["seeds"]) < FEWEST_SEEDS:
-                lines.append(f"    {len(seeds['seeds'])} seed(s): enough to describe these runs, not the method; a "
-                             f"claim about the method needs at least {FEWEST_SEEDS}")
-        lines.append("")
     methods = comparisons[0]["methods"]
     lines.append("methods: " + "; ".join(f"{key}: {value}" for key, value in methods.items()))
     return "\n".join(lines) + "\n"

@@ -97,6 +97,28 @@ def test_each_system_has_its_mean_and_an_interval_over_folds(tmp_path):
            f"{folds.mean() + half:.4f}]" in text
 
 
+class FoldUA:
+    """A system reduced to its test UA per seed (rows) and fold (columns)."""
+
+    def __init__(self, ua):
+        self.ua, self.folds = np.array(ua), tuple(range(len(ua[0])))
+
+    def fold_ua(self):
+        return self.ua
+
+
+def test_folds_on_which_the_seed_means_are_equal_are_ties(tmp_path):
+    # Fold 0: seeds (0.5, 0.5125, 0.625) and (0.5, 0.5375, 0.6) have the same mean, 0.5458..., but their float means
+    # differ by 1.1e-16. Fold 1: B better by 0.1. A tie is neither a win nor a rank: Wilcoxon drops it, and one fold
+    # left gives p 1.
+    a = FoldUA([[0.5, 0.6], [0.5125, 0.6], [0.625, 0.6]])
+    b = FoldUA([[0.5, 0.7], [0.5375, 0.7], [0.6, 0.7]])
+    assert np.mean([0.5, 0.5375, 0.6]) != np.mean([0.5, 0.5125, 0.625])
+    folds = paired_tests.fold_statistics(a, b)
+    assert folds["delta_ua"] == pytest.approx([0, 0.1]) and folds["delta_ua"][0] == 0
+    assert folds["wins"] == 1 and folds["p_value"] == 1
+
+
 def test_swapping_the_systems_negates_the_difference_and_the_interval(tmp_path):
     rng = np.random.default_rng(3)
     flips_a = {(f, s): list(rng.choice(40, 6, replace=False)) for f in range(3) for s in range(3)}

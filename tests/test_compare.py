@@ -116,7 +116,10 @@ def test_folds_on_which_the_seed_means_are_equal_are_ties(tmp_path):
     assert np.mean([0.5, 0.5375, 0.6]) != np.mean([0.5, 0.5125, 0.625])
     folds = paired_tests.fold_statistics(a, b)
     assert folds["delta_ua"] == pytest.approx([0, 0.1]) and folds["delta_ua"][0] == 0
-    assert folds["wins"] == 1 and folds["p_value"] == 1
+    assert folds["wins"] == 1 and folds["ties"] == 1 and folds["p_value"] == 1
+    text = paired_tests.format_table([{"baseline": "A", "system": "B", "delta_ua": 0.05, "ci_low": 0, "ci_high": 0.1,
+                                       "p_value": 0.5, "utterances": 80, "folds": folds, "seeds": {}, "methods": {}}])
+    assert "B better in 1 of 2 folds (1 tied);" in text
 
 
 def test_swapping_the_systems_negates_the_difference_and_the_interval(tmp_path):

@@ -249,7 +249,7 @@ def permutation_p(a: System, b: System, resamples: int, rng: np.random.Generator
 
 
 def fold_statistics(a: System, b: System) -> dict:
-    """Speaker level: per-fold ΔUA (seeds averaged), exact Wilcoxon p, paired-t interval, wins."""
+    """Speaker level: per-fold ΔUA (seeds averaged), exact Wilcoxon p, paired-t interval, wins and ties."""
     deltas = b.fold_ua().mean(axis=0) - a.fold_ua().mean(axis=0)
     # Equal seed means can differ in the last bit (their seeds' UAs summed in another order); such a fold is a tie,
     # not a win and not a Wilcoxon rank. Real differences are counts over test utterances, far above 1e-9.
@@ -260,7 +260,8 @@ def fold_statistics(a: System, b: System) -> dict:
         p = 1.0
     elif n > 0:
         p = float(stats.wilcoxon(deltas, method="exact" if not np.any(deltas == 0) else "auto").pvalue)
-    return {"p_value": p, "ci_low": low, "ci_high": high, "wins": int(np.sum(deltas > 0)), "n": n,
+    return {"p_value": p, "ci_low": low, "ci_high": high, "wins": int(np.sum(deltas > 0)),
+            "ties": int(np.sum(deltas == 0)), "n": n,
             "delta_ua": [float(value) for value in deltas], "folds": list(a.folds)}
 
 
@@ -344,6 +345,10 @@ def _points(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
+def _ties(folds: dict) -> str:
+    return f" ({folds['ties']} tied)" if folds.get("ties") else ""
+
+
 def _system_lines(name: str, seeds: dict) -> list[str]:
     values = ", ".join(f"{seed}: {value:.4f}" for seed, value in zip(seeds["seeds"], seeds["ua"]))
     spread = "" if math.isnan(seeds["sd"]) else f", sd {seeds['sd']:.4f}"
@@ -377,7 +382,7 @@ def format_table(comparisons: list[dict]) -> str:
             f"({comparison['utterances']} test utterances over {folds['n']} folds)",
             f"  utterance level: 95 % CI [{_points(comparison['ci_low'])}, {_points(comparison['ci_high'])}], "
             f"permutation p = {comparison['p_value']:.4f}{corrected}",
-            f"  speaker level: {b} better in {folds['wins']} of {folds['n']} folds; Wilcoxon p = "
+            f"  speaker level: {b} better in {folds['wins']} of {folds['n']} folds{_ties(folds)}; Wilcoxon p = "
             f"{folds['p_value']:.4f}{corrected}; paired-t 95 % CI [{_points(folds['ci_low'])}, "
             f"{_points(folds['ci_high'])}]",
             "  per fold ΔUA: " + ", ".join(f"{fold}: {_points(value)}"

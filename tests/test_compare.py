@@ -107,7 +107,7 @@ class FoldUA:
         return self.ua
 
 
-def test_folds_on_which_the_seed_means_are_equal_are_ties(tmp_path):
+def test_folds_on_which_the_seed_means_are_equal_are_ties():
     # Fold 0: seeds (0.5, 0.5125, 0.625) and (0.5, 0.5375, 0.6) have the same mean, 0.5458..., but their float means
     # differ by 1.1e-16. Fold 1: B better by 0.1. A tie is neither a win nor a rank: Wilcoxon drops it, and one fold
     # left gives p 1.

@@ -309,11 +309,12 @@ def compare(folders, resamples: int = RESAMPLES, seed: int = 0, folds=None, seed
         # One stream per comparison, from --seed: the same inputs give the same numbers, in any order.
         rng_bootstrap, rng_permutation = (np.random.default_rng([seed, index, part]) for part in (0, 1))
         low, high = bootstrap_interval(baseline, system, resamples, rng_bootstrap)
-        delta = float(np.mean(system.fold_ua().mean(axis=0) - baseline.fold_ua().mean(axis=0)))
+        folds = fold_statistics(baseline, system)
         comparisons.append({
-            "baseline": baseline.folder, "system": system.folder, "delta_ua": delta, "ci_low": low, "ci_high": high,
+            "baseline": baseline.folder, "system": system.folder, "delta_ua": float(np.mean(folds["delta_ua"])),
+            "ci_low": low, "ci_high": high,
             "p_value": permutation_p(baseline, system, resamples, rng_permutation),
-            "folds": fold_statistics(baseline, system),
+            "folds": folds,
             "seeds": {baseline.name: seed_statistics(baseline), system.name: seed_statistics(system)},
             "utterances": int(sum(len(baseline.utterances[fold]) for fold in baseline.folds)),
             "methods": {
@@ -346,7 +347,7 @@ def _points(value: float) -> str:
 
 
 def _ties(folds: dict) -> str:
-    return f" ({folds['ties']} tied)" if folds.get("ties") else ""
+    return f" ({folds['ties']} tied)" if folds["ties"] else ""
 
 
 def _system_lines(name: str, seeds: dict) -> list[str]:

@@ -127,6 +127,49 @@ def test_one_chief_holds_a_tuning_folder_and_only_its_workers_join(tmp_path, dem
         pass
 
 
+def test_the_chief_ends_as_its_last_worker_is_told_the_search_is_over(tmp_path, monkeypatch):
+    """Two workers over gRPC, one of them still training when the other is told to stop.
+
+    (Keras Tuner's own chief looks again only every 20 s once one worker has been stopped.)
+    """
+    import threading
+
+    import keras_tuner
+    from keras_tuner.src.distribute import oracle_client
+
+    from emokeras.training import tuning
+
+    address = f"127.0.0.1:{free_port()}"
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective=keras_tuner.Objective("score", "max"), max_trials=2,
+                                                    seed=0)
+    oracle._set_project_dir(str(tmp_path), "search")
+    space = keras_tuner.HyperParameters()
+    space.Choice("x", [1, 2, 3])
+    oracle.update_space(space)
+    chief = threading.Thread(target=tuning.serve_trials, args=(oracle, address), daemon=True)
+    chief.start()
+    host, port = address.split(":")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", host)
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", port)
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
+    workers = oracle_client.OracleClient(oracle)
+    first, second = workers.create_trial("worker0"), workers.create_trial("worker1")
+
+    def finish(trial):
+        workers.update_trial(trial.trial_id, {"score": 1.0})
+        trial.status = "COMPLETED"
+        workers.end_trial(trial)
+
+    finish(first)
+    assert workers.create_trial("worker0").status == "STOPPED"  # worker1 still trains: the chief waits
+    time.sleep(1.5)
+    assert chief.is_alive()
+    finish(second)
+    assert workers.create_trial("worker1").status == "STOPPED"
+    chief.join(timeout=5)
+    assert not chief.is_alive()
+
+
 @pytest.mark.large
 def test_a_chief_and_two_workers_train_every_trial_once_though_one_is_killed_mid_trial(tmp_path, demo_data):
     """Started by hand, as on several machines; the killed worker is started again with its id."""

@@ -183,7 +183,7 @@ def search_hyperparameters(config: TrainConfig, space: TuneConfig) -> tuple[dict
         _check_identity(project, config)
         if role:
             logger.info("chief of the search in %s at %s: waiting for workers", project, role[1])
-        tuner = _search(config, space, data_dir)
+        tuner = _search(config, space, data_dir, chief_at=role[1] if role else None)
     # The highest objective; among equals, the first trial (Keras Tuner's own order of ties is not stable).
     trials = [trial for trial in tuner.oracle.trials.values() if trial.score is not None]
     best = min(trials, key=lambda trial: (-trial.score, trial.trial_id))
@@ -197,13 +197,42 @@ def search_hyperparameters(config: TrainConfig, space: TuneConfig) -> tuple[dict
     return values, best.score, command
 
 
-def _search(config: TrainConfig, space: TuneConfig, data_dir: str):
+def _search(config: TrainConfig, space: TuneConfig, data_dir: str, chief_at: str | None = None):
+    """Runs the trials (alone or as a worker), or serves them to workers as the chief at `chief_at`."""
     # The validation split's length is not known before its first pass, at whose end Keras warns.
     warnings.filterwarnings("ignore", message="Your input ran out of data")
     with dtype_policy(config.mixed_precision), pipelines.reported_as_unreadable(pipelines.TRAINING_ADVICE):
         tuner = make_tuner(config, space, data_dir)
-        tuner.search()
+        if chief_at:
+            tuner.save()  # as Keras Tuner's chief does before it serves
+            serve_trials(tuner.oracle, chief_at)
+        else:
+            tuner.search()
     return tuner
+
+
+def serve_trials(oracle, address: str, poll: float = 0.5) -> None:
+    """The chief of a distributed search: serves `oracle` at `address` until every worker has been told it is over.
+
+    Keras Tuner's own server (`oracle_chief.start_server`) does the same but, once one worker has been told, looks
+    again only every 20 s: the chief would outlive its last worker by up to 20 s. This one looks every `poll` s.
+    """
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(address)
+    server.start()
+    try:
+        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            time.sleep(poll)
+    finally:
+        server.stop(grace=None)
 
 
 def _work(config: TrainConfig, space: TuneConfig, project: str, tuner_id: str, address: str) -> None:

@@ -37,6 +37,7 @@ setup(
         "onnxruntime==1.32.0",
         "soundfile==0.14.0",  # block-wise reading for speech segmentation (audiofile reads through it already)
     ],
-    extras_require={"test": ["pytest==9.0.3", "ruff==0.17.6"]},
+    # pytest-xdist: the suite in two processes, which keeps both cores busy (docs/benchmarks.md).
+    extras_require={"test": ["pytest==9.0.3", "pytest-xdist==3.8.0", "ruff==0.17.6"]},
     entry_points={"console_scripts": ["emokeras = emokeras.__main__:main"]},
 )

@@ -1,5 +1,12 @@
-"""Shared fixtures: a prepared demo corpus and the session's trained runs. Helpers are in `tests/helpers/`."""
+"""Shared fixtures: a prepared demo corpus and the session's trained runs. Helpers are in `tests/helpers/`.
 
+Under pytest-xdist (`-n 2`) the worker processes share them: the first worker to need one builds it in the
+session's common folder while the others wait for it, then find it built (a finished run is reported, not trained).
+"""
+
+import contextlib
+import fcntl
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -17,6 +24,36 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if LARGE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.large)
+    # The long tests first, so that under pytest-xdist no worker is left with one of them at the end.
+    items.sort(key=lambda item: item.get_closest_marker("large") is None)
+
+
+def _common_folder(tmp_path_factory):
+    """The session's folder, which all pytest-xdist workers share (each worker's own folder is inside it)."""
+    folder = tmp_path_factory.getbasetemp()
+    return folder.parent if os.environ.get("PYTEST_XDIST_WORKER") else folder
+
+
+@contextlib.contextmanager
+def _one_builder(path):
+    """Held by one process at a time: the first builds what `path` names, the others wait and then reuse it."""
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _finished_run(config, train) -> dict:
+    """The results of `config`'s run, which `train()` trains if no process has: read, not run again.
+
+    Read rather than reported by `Experiment.run`, which would take the run folder's lock while another worker's
+    test may hold it.
+    """
+    results = os.path.join(config.run_dir(), "results.json")
+    with _one_builder(f"{config.output}.{config.experiment()}.fold-{config.fold}"):  # beside the runs, not among them
+        if not os.path.isfile(results):
+            train()
+    with open(results, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +62,7 @@ def demo_config(tmp_path_factory):
 
     The tests' expectations are written for this size, and it prepares in half the time.
     """
-    root = tmp_path_factory.mktemp("demo")
+    root = _common_folder(tmp_path_factory) / "demo"
     return PrepareConfig(root=str(root / "corpus"), out=str(root / "tfrecords"),
                          encoder_dir=str(root / "encoders"), demo_utterances_per_speaker=40)
 
@@ -33,13 +70,15 @@ def demo_config(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_data(demo_config):
     """The prepared folder (tfrecords/demo/char-ngram-256) of `demo_config`."""
-    return prepare_corpus(demo_config)
+    return prepare_corpus(demo_config, wait=True)
 
 
 @pytest.fixture(scope="session")
 def shared_runs(tmp_path_factory):
     """Where the session's shared runs live. Tests read them; a test that alters a run makes its own."""
-    return tmp_path_factory.mktemp("shared")
+    folder = _common_folder(tmp_path_factory) / "shared"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -50,14 +89,15 @@ def b_aco_1_run(shared_runs, demo_data):
     from helpers.runs import small_config
 
     config = small_config(shared_runs, demo_data, epochs=1, onnx=True)
-    return config, Experiment(config).run()
+    return config, _finished_run(config, Experiment(config).run)
 
 
 @pytest.fixture(scope="session")
 def h_mm_4_run(shared_runs, demo_data):
-    """A finished small H-MM-4 run on fold 3 (two epochs).
+    """A finished small H-MM-4 run on fold 3 (two epochs), exported.
 
-    Exported, trained on the path a GPU takes (tests/helpers/cudnn.py): `(config, results, cuDNN branch)`.
+    Trained on the path a GPU takes (tests/helpers/cudnn.py): `(config, results, what went through the cuDNN branch)`,
+    the last as `{"lstm_calls": LSTM layers that went through it, "unmasked": those without a mask}`.
     """
     from emokeras.training.experiment import Experiment
 
@@ -65,23 +105,31 @@ def h_mm_4_run(shared_runs, demo_data):
     from helpers.runs import small_config
 
     config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=2)
-    with cudnn_branch() as branch:
-        results = Experiment(config).run()
-    return config, results, branch
+    seen = shared_runs / "h-mm-4.cudnn.json"
+
+    def train():
+        with cudnn_branch() as branch:
+            Experiment(config).run()
+        seen.write_text(json.dumps({"lstm_calls": len(branch.layers()), "unmasked": branch.unmasked()}))
+
+    return config, _finished_run(config, train), json.loads(seen.read_text())
 
 
 @pytest.fixture(scope="session")
-def two_replicas(demo_data):
+def two_replicas(tmp_path_factory, demo_data):
     """The one-against-two-replica checks (tests/helpers/two_replicas.py).
 
     Run once in one fresh process (logical devices must be set before TensorFlow starts): `{check: "ok" or its
     failure}`.
     """
-    import json
     import subprocess
     import sys
 
-    script = os.path.join(os.path.dirname(__file__), "helpers", "two_replicas.py")
-    done = subprocess.run([sys.executable, script, demo_data], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = _common_folder(tmp_path_factory) / "two-replicas.json"
+    with _one_builder(outcome):
+        if not outcome.exists():
+            script = os.path.join(os.path.dirname(__file__), "helpers", "two_replicas.py")
+            done = subprocess.run([sys.executable, script, demo_data], capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, done.stderr[-3000:]
+            outcome.write_text(done.stdout.strip().splitlines()[-1])
+        return json.loads(outcome.read_text())

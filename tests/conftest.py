@@ -13,6 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 
+from emokeras.quiet import held_back_stderr
+
+with held_back_stderr():  # the lines TensorFlow writes before it reads the level (xdist's controller shows them)
+    import tensorflow  # noqa: F401
+
 from emokeras.config import PrepareConfig
 from emokeras.data.preparation import prepare_corpus
 

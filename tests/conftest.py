@@ -1,7 +1,7 @@
 """Shared fixtures: a prepared demo corpus and the session's trained runs. Helpers are in `tests/helpers/`.
 
 Under pytest-xdist (`-n 2`) the worker processes share them: the first worker to need one builds it in the
-session's common folder while the others wait for it, then find it built (a finished run is reported, not trained).
+session's common folder while the others wait for it, then read what it built (a run's results.json).
 """
 
 import contextlib

@@ -4,7 +4,6 @@ Under pytest-xdist (`-n 2`) the worker processes share them: the first worker to
 session's common folder while the others wait for it, then read what it built (a run's results.json).
 """
 
-import contextlib
 import fcntl
 import json
 import os
@@ -39,26 +38,27 @@ def _common_folder(tmp_path_factory):
     return folder.parent if os.environ.get("PYTEST_XDIST_WORKER") else folder
 
 
-@contextlib.contextmanager
-def _one_builder(path):
-    """Held by one process at a time: the first builds what `path` names, the others wait and then reuse it."""
-    with open(f"{path}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+def _built_once(output, build, lock=None) -> dict:
+    """The JSON at `output`, which `build()` writes if no process has: the first process builds, the others wait.
+
+    `lock`: the file whose lock admits one builder (default: beside `output`).
+    """
+    with open(f"{lock or output}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if not os.path.isfile(output):
+            build()
+    with open(output, encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def _finished_run(config, train) -> dict:
     """The results of `config`'s run, which `train()` trains if no process has: read, not run again.
 
     Read rather than reported by `Experiment.run`, which would take the run folder's lock while another worker's
-    test may hold it.
+    test may hold it; the builders' lock lies beside the runs, not among them.
     """
-    results = os.path.join(config.run_dir(), "results.json")
-    with _one_builder(f"{config.output}.{config.experiment()}.fold-{config.fold}"):  # beside the runs, not among them
-        if not os.path.isfile(results):
-            train()
-    with open(results, encoding="utf-8") as handle:
-        return json.load(handle)
+    return _built_once(os.path.join(config.run_dir(), "results.json"), train,
+                       lock=f"{config.output}.{config.experiment()}.fold-{config.fold}")
 
 
 @pytest.fixture(scope="session")
@@ -131,10 +131,11 @@ def two_replicas(tmp_path_factory, demo_data):
     import sys
 
     outcome = _common_folder(tmp_path_factory) / "two-replicas.json"
-    with _one_builder(outcome):
-        if not outcome.exists():
-            script = os.path.join(os.path.dirname(__file__), "helpers", "two_replicas.py")
-            done = subprocess.run([sys.executable, script, demo_data], capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, done.stderr[-3000:]
-            outcome.write_text(done.stdout.strip().splitlines()[-1])
-        return json.loads(outcome.read_text())
+
+    def check():
+        script = os.path.join(os.path.dirname(__file__), "helpers", "two_replicas.py")
+        done = subprocess.run([sys.executable, script, demo_data], capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outcome.write_text(done.stdout.strip().splitlines()[-1])
+
+    return _built_once(outcome, check)

@@ -249,13 +249,27 @@ def _weights(path):
     return found
 
 
+def assert_same_history(got, expected):
+    """The same epochs and columns; the same values but for the time, a logged mean allowed two float32 units apart.
+
+    TensorFlow on a CPU does not promise bit-identical loss values from run to run: two uninterrupted runs ending in
+    bit-identical weights have logged an epoch's mean loss one float32 unit apart (docs/training.md).
+    """
+    assert [row.keys() for row in got] == [row.keys() for row in expected]
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine["epoch"] == theirs["epoch"]
+        for key in theirs.keys() - {"epoch", "epoch_seconds"}:
+            assert float(mine[key]) == pytest.approx(float(theirs[key]), rel=2 ** -22, abs=0), (theirs["epoch"], key)
+
+
 @pytest.mark.large
 @pytest.mark.parametrize("multiview_mode", [None, "joint"])
 def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_path, demo_data, multiview_mode,
                                                                             caplog):
     """Shuffling, dropout and negatives are drawn from (seed, epoch).
 
-    The resumed run's history, scores, predictions and weights are the uninterrupted run's, to the last bit. Started
+    The resumed run's scores, predictions and weights are the uninterrupted run's to the last bit, its history's
+    values to float32 rounding. Started
     again with other sizes, the interrupted run is refused and its recorded configuration left as it was.
     """
     caplog.set_level(logging.INFO, logger="emokeras")
@@ -281,10 +295,7 @@ def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_p
     got = Experiment(resumed).run(callbacks=[seen])
     assert seen.epochs == [1] and "resuming the interrupted run at epoch 2 of 2" in caplog.text
 
-    def without_time(rows):
-        return [{key: value for key, value in row.items() if key != "epoch_seconds"} for row in rows]
-
-    assert without_time(read_history(resumed)) == without_time(read_history(whole))
+    assert_same_history(read_history(resumed), read_history(whole))
     for split in ("validation", "test"):
         assert got[split] == expected[split]
     assert got["best_epoch"] == expected["best_epoch"]

@@ -269,8 +269,8 @@ def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_p
     """Shuffling, dropout and negatives are drawn from (seed, epoch).
 
     The resumed run's scores, predictions and weights are the uninterrupted run's to the last bit, its history's
-    values to float32 rounding. Started
-    again with other sizes, the interrupted run is refused and its recorded configuration left as it was.
+    values to float32 rounding. Started again with other sizes, the interrupted run is refused and its recorded
+    configuration left as it was.
     """
     caplog.set_level(logging.INFO, logger="emokeras")
     views = MultiViewConfig(mode=multiview_mode, view="B-LEX") if multiview_mode else MultiViewConfig()

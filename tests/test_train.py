@@ -200,7 +200,9 @@ def test_exported_saved_model_matches_the_keras_model(trained):
         metadata = json.load(f)
     assert metadata["model"] == "H-MM-4" and metadata["class_names"] == ["anger", "happiness", "neutral", "sadness"]
     assert set(metadata["inputs"]) == set(model_spec("H-MM-4").inputs)
-    shown = subprocess.run(["saved_model_cli", "show", "--dir", config.export_dir(), "--tag_set", "serve",
+    # TensorFlow's own reader, as a user runs it: installed beside the interpreter (found without an activated venv).
+    saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([saved_model_cli, "show", "--dir", config.export_dir(), "--tag_set", "serve",
                             "--signature_def", "serving_default"], capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0, shown.stderr[-2000:]
     for name in ("frames", "num_frames", "word_vectors", "num_words", "word_spans", "probabilities"):

@@ -194,6 +194,7 @@ def test_a_chief_and_two_workers_started_by_hand_train_every_trial_once(tmp_path
 
 @pytest.mark.large
 def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data):
+    # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
     supervisor = tune(demo_data, tmp_path, "--max_trials", "2", "--workers", "2", "--epochs", "2")
     wait_for(supervisor, "[worker0] Epoch 1/")
     victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)

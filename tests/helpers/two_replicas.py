@@ -22,6 +22,9 @@ import tensorflow as tf  # noqa: E402
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+# Grappler's rewrites keep what a graph computes, and the checks compare two graphs' values: without them each
+# strategy's functions are ready in two thirds of the time.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -98,14 +101,12 @@ def training_step(data_dir):
         # train_on_batch would hand every replica the whole batch.
         batch = tf.data.Dataset.from_tensors((builders.select_inputs(model, inputs), labels))
         logs = {key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}
-        after = model.evaluate(batch, verbose=0, return_dict=True)
-        results.append((strategy.num_replicas_in_sync, logs, after, _weights(model)))
-    (r1, logs1, after1, weights1), (r2, logs2, after2, weights2) = results
+        results.append((strategy.num_replicas_in_sync, logs, _weights(model)))
+    (r1, logs1, weights1), (r2, logs2, weights2) = results
     assert (r1, r2) == (1, 2)
     for key in ("loss", "unweighted_accuracy", "weighted_accuracy"):
         np.testing.assert_allclose(logs2[key], logs1[key], rtol=1e-4, err_msg=key)
-        np.testing.assert_allclose(after2[key], after1[key], rtol=1e-4, err_msg="after the step: " + key)
-    _same_weights(weights1, weights2)
+    _same_weights(weights1, weights2)  # the GMU's moving statistics among them
 
 
 def multiview_step(data_dir):

@@ -137,21 +137,3 @@ def test_seed_summary_gives_fold_means_over_seeds_and_both_spreads():
     table = crossval.seed_markdown_table("B-ACO-1", "Acoustics", rows, (0, 1))
     assert "| B-ACO-1 | Acoustics | 0.5000 ± 0.0000 | 0.5000 ± 0.0000 | 0.6000 ± 0.1000 | 0.5000 ± 0.0000 | 0.1414 " \
            "| 0,1,2 | 0,1 |" in table
-
-
-def test_crossval_over_seeds_puts_each_run_in_its_seed_folder_and_resumes(b_aco_1_run, caplog):
-    config = dataclasses.replace(b_aco_1_run[0], onnx=False)  # the ONNX file is not under test
-    caplog.set_level(logging.INFO, logger="emokeras")
-    table = crossval.cross_validate(config, folds=(3,), seeds=(0, 1))
-    experiment_dir = os.path.join(config.output, "B-ACO-1")
-    for seed in (0, 1):
-        with open(os.path.join(experiment_dir, f"seed-{seed}", "fold-3", "results.json")) as f:
-            assert json.load(f)["seed"] == seed
-        assert os.path.isfile(os.path.join(config.saved_models, "B-ACO-1", f"seed-{seed}", "fold-3", "saved_model.pb"))
-    with open(os.path.join(experiment_dir, "summary.csv")) as f:
-        rows = list(csv.DictReader(f))
-    assert [row["fold"] for row in rows] == ["3", "mean", "fold_sd", "seed_sd"] and rows[0]["seeds"] == "2"
-    assert "| 3 | 0,1 |" in table
-    caplog.clear()
-    assert crossval.cross_validate(config, folds=(3,), seeds=(0, 1)) == table  # finished: reported, not retrained
-    assert caplog.text.count("already trained") == 2

@@ -1,8 +1,8 @@
 """Scale-out: Keras Tuner searches spread over processes, cross-validation runs side by side, parallel prediction.
 
-A search's chief and workers started by hand, or by `tune --workers` (which starts a worker killed mid-trial again
-with its id); cross-validation runs started at once on one folder, or by `crossval --jobs`; prediction over several
-openSMILE processes.
+A search's chief and workers started by `tune --workers` with the flags that start them by hand on several machines
+(it starts a worker killed mid-trial again with its id); cross-validation runs started at once on one folder, or by
+`crossval --jobs`; prediction over several openSMILE processes.
 """
 
 import glob
@@ -173,27 +173,12 @@ def test_the_chief_ends_as_its_last_worker_is_told_the_search_is_over(tmp_path, 
 
 
 @pytest.mark.large
-def test_a_chief_and_two_workers_started_by_hand_train_every_trial_once(tmp_path, demo_data):
-    """Started by hand, as on several machines: each trial is trained once, and every process learns the end.
-
-    (A worker killed mid-trial and started again with its id: `tune --workers`, below.)
-    """
-    address = f"127.0.0.1:{free_port()}"
-    search = ("--max_trials", "2", "--oracle_address", address)
-    chief = tune(demo_data, tmp_path, *search, "--tuner_id", "chief")
-    workers = [tune(demo_data, tmp_path, *search, "--tuner_id", f"worker{k}") for k in range(2)]
-    results = [finish(process) for process in workers] + [finish(chief)]
-    for code, _, err in results:
-        assert code == 0, err[-3000:]
-    found = trials(tmp_path)
-    assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
-    assert {trial["trial_id"] for trial in found} == {"0", "1"}
-    assert "best of 2 trials" in results[-1][1] and "retrain it: python -m emokeras.train" in results[-1][1]
-    assert all("the search at" in out and "is over" in out for _, out, _ in results[:2])
-
-
-@pytest.mark.large
 def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data):
+    """A chief and two workers, started as by hand on several machines (`--tuner_id`, `--oracle_address`).
+
+    Each trial is trained once though a worker is killed mid-trial (started again with its id), and every process
+    learns the end of the search.
+    """
     # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
     supervisor = tune(demo_data, tmp_path, "--max_trials", "2", "--workers", "2", "--epochs", "2")
     wait_for(supervisor, "[worker0] Epoch 1/")
@@ -207,42 +192,36 @@ def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data
     assert "worker0 ended with signal 9: started again with its id" in err
     found = trials(tmp_path)
     assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
-    assert "[chief] best of 2 trials" in out
+    assert {trial["trial_id"] for trial in found} == {"0", "1"}
+    assert "[chief] best of 2 trials" in out and "retrain it: python -m emokeras.train" in out
+    for worker in ("worker0", "worker1"):
+        assert re.search(rf"\[{worker}\] .*the search at .* is over", out), out[-3000:]
 
 
 @pytest.mark.large
-def test_crossval_processes_on_one_folder_train_their_folds_and_a_later_one_summarises(tmp_path, demo_data):
-    common = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size",
-              "32", "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
-              str(tmp_path / "saved")]
-    processes = [subprocess.Popen([sys.executable, "-m", "emokeras.crossval", *common, "--folds", fold],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for fold in ("2", "3")]
-    for process in processes:
-        code, _, err = finish(process)
-        assert code == 0, err[-3000:]
-    done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *common, "--folds", "2,3"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("already trained") == 2
-    summary = pd.read_csv(tmp_path / "runs" / "B-ACO-1" / "summary.csv")
-    assert list(summary["fold"]) == ["2", "3", "mean", "std"]
+def test_crossval_jobs_trains_runs_in_parallel_processes_and_summarises_them(tmp_path, demo_data):
+    """Two seeds of a fold trained at once, each in its `train` process, on one output folder; then the summary.
 
-
-@pytest.mark.large
-def test_crossval_jobs_trains_runs_in_parallel_processes(tmp_path, demo_data):
-    common = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size",
-              "32", "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
-              str(tmp_path / "saved")]
+    (Processes started by hand on several machines, each with its folds, share the output folder in the same way.)
+    """
+    flags = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32",
+             "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
+             str(tmp_path / "saved"), "--folds", "3", "--seeds", "0,1", "--jobs", "2"]
     user = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # a user's shell
-    done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *common, "--folds", "2,3", "--seeds", "4",
-                           "--jobs", "2"], capture_output=True, text=True, timeout=600, env=user)
+    done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *flags], capture_output=True, text=True,
+                          timeout=600, env=user)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "fold-2 seed-4: started (core" in done.stdout and "[fold-3 seed-4]" in done.stdout
+    assert "fold-3 seed-0: started (core" in done.stdout and "[fold-3 seed-1]" in done.stdout
     # The jobs start as quietly as the command that started them: no TensorFlow C++ line from any of them.
     assert not re.search(r"[IWE]0000 |cuda drivers|InitializeLog", done.stdout + done.stderr), done.stderr[-3000:]
-    for fold in (2, 3):
-        assert os.path.isfile(tmp_path / "runs" / "B-ACO-1" / "seed-4" / f"fold-{fold}" / "results.json")
+    experiment = tmp_path / "runs" / "B-ACO-1"
+    for seed in (0, 1):
+        assert json.loads((experiment / f"seed-{seed}" / "fold-3" / "results.json").read_text())["seed"] == seed
+        assert os.path.isfile(tmp_path / "saved" / "B-ACO-1" / f"seed-{seed}" / "fold-3" / "saved_model.pb")
     assert done.stdout.count("already trained") == 2  # the summary reports, it does not train
+    summary = pd.read_csv(experiment / "summary.csv", dtype=str)
+    assert list(summary["fold"]) == ["3", "mean", "fold_sd", "seed_sd"] and summary["seeds"][0] == "2"
+    assert "| 3 | 0,1 |" in done.stdout
 
 
 def test_prediction_with_two_workers_equals_one(b_aco_1_run, tmp_path):

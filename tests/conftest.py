@@ -15,10 +15,34 @@ import pytest
 from emokeras.quiet import held_back_stderr
 
 with held_back_stderr():  # the lines TensorFlow writes before it reads the level (xdist's controller shows them)
-    import tensorflow  # noqa: F401
+    import tensorflow as tf
 
 from emokeras.config import PrepareConfig
 from emokeras.data.preparation import prepare_corpus
+
+
+def _iterators_without_autotuning():
+    """Every tf.data iterator these processes make runs without autotuning (tf.data's own debug mode does the same).
+
+    An autotuning iterator's optimisation thread (`Model::OptimizeLoop`) can miss its iterator's deletion: the
+    cancellation callback wakes it before `CancellationManager::IsCancelled()` turns true (TensorFlow 2.21 sets it
+    after running the callbacks), and it sleeps out its period, up to 60 s, while the deleting thread waits for it.
+    Tests of 1 to 3 s took up to 106 s so. Autotuning picks parallelism and buffer sizes, never values: the behaviour
+    tested is the same. Commands the tests start are left as a user runs them.
+    """
+    from tensorflow.python.data.ops import dataset_ops
+
+    apply_debug_options = dataset_ops.DatasetV2._apply_debug_options  # every iterator's dataset passes through it
+    fixed = tf.data.Options()
+    fixed.autotune.enabled = False
+
+    def without_autotuning(dataset):
+        return apply_debug_options(dataset).with_options(fixed)
+
+    dataset_ops.DatasetV2._apply_debug_options = without_autotuning
+
+
+_iterators_without_autotuning()
 
 # Fixtures that train, export or start processes: a test using one is `large` (`pytest -m "not large"` leaves it).
 LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "msp_data", "crema_data", "nan_export"}

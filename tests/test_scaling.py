@@ -1,8 +1,8 @@
 """Scale-out: Keras Tuner searches spread over processes, cross-validation runs side by side, parallel prediction.
 
 A search's chief and workers started by `tune --workers` with the flags that start them by hand on several machines
-(it starts a worker killed mid-trial again with its id); cross-validation runs started at once on one folder, or by
-`crossval --jobs`; prediction over several openSMILE processes.
+(it starts a worker killed mid-trial again with its id); cross-validation runs side by side on one output folder
+(`crossval --jobs`); prediction over several openSMILE processes.
 """
 
 import glob

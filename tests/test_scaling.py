@@ -24,6 +24,7 @@ from emokeras.serving.recognizer import Recognizer
 from emokeras.training.supervisor import Job, Supervisor, free_port, shares, without_flags
 
 from helpers.audio import tone, write_wav
+from helpers.commands import user_environment
 
 TINY = ["--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--view", "B-LEX",
         "--fold", "3", "--learning_rate", "0.003"]
@@ -207,9 +208,8 @@ def test_crossval_jobs_trains_runs_in_parallel_processes_and_summarises_them(tmp
     flags = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32",
              "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
              str(tmp_path / "saved"), "--folds", "3", "--seeds", "0,1", "--jobs", "2"]
-    user = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # a user's shell
     done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *flags], capture_output=True, text=True,
-                          timeout=600, env=user)
+                          timeout=600, env=user_environment())
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fold-3 seed-0: started (core" in done.stdout and "[fold-3 seed-1]" in done.stdout
     # The jobs start as quietly as the command that started them: no TensorFlow C++ line from any of them.

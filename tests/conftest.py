@@ -44,6 +44,11 @@ def _iterators_without_autotuning():
 
 _iterators_without_autotuning()
 
+# Grappler's rewrites keep what a graph computes and pay off over many steps; the tests take a few steps of small
+# models, whose first step it lengthens by half (a joint H-MM-4 fit of two steps: 27 and 31 s with it, 18 and 21 s
+# without). Commands the tests start run with it, as a user's do.
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
 # Fixtures that train, export or start processes: a test using one is `large` (`pytest -m "not large"` leaves it).
 LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "msp_data", "crema_data", "nan_export"}
 

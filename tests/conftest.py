@@ -128,17 +128,20 @@ def b_aco_1_run(shared_runs, demo_data):
 
 @pytest.fixture(scope="session")
 def h_mm_4_run(shared_runs, demo_data):
-    """A finished small H-MM-4 run on fold 3 (two epochs), exported.
+    """A finished small H-MM-4 run on fold 3 (two epochs, two BLSTM layers in each stack), exported.
 
     Trained on the path a GPU takes (tests/helpers/cudnn.py): `(config, results, what went through the cuDNN branch)`,
     the last as `{"lstm_calls": LSTM layers that went through it, "unmasked": those without a mask}`.
     """
+    import dataclasses
+
     from emokeras.training.experiment import Experiment
 
     from helpers.cudnn import cudnn_branch
-    from helpers.runs import small_config
+    from helpers.runs import SMALL, small_config
 
-    config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=2)
+    config = small_config(shared_runs, demo_data, model="H-MM-4", epochs=2,
+                          model_config=dataclasses.replace(SMALL, blstm_layers=2))
     seen = shared_runs / "h-mm-4.cudnn.json"
 
     def train():

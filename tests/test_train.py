@@ -52,8 +52,9 @@ def trained(h_mm_4_run):
 
 
 def test_a_training_run_passes_every_lstm_a_mask_cudnn_accepts(h_mm_4_run):
-    """fit, the validation figures and the test evaluation, on the demo corpus's real silences."""
+    """fit, the validation figures and the test evaluation, on the demo corpus's real silences; stacked layers too."""
     config, _, branch = h_mm_4_run
+    assert config.model_config.blstm_layers == 2  # the second layer of each stack reads the first one's mask
     assert branch["lstm_calls"] == len(lstm_layers(build_compiled_model(config, config.data)))
     assert branch["unmasked"] == []
 

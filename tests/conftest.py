@@ -50,7 +50,8 @@ _iterators_without_autotuning()
 tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 # Fixtures that train, export or start processes: a test using one is `large` (`pytest -m "not large"` leaves it).
-LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "msp_data", "crema_data", "nan_export"}
+LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "distributed_search", "msp_data", "crema_data",
+                  "nan_export"}
 
 
 def pytest_collection_modifyitems(items):
@@ -171,3 +172,22 @@ def two_replicas(tmp_path_factory, demo_data):
         outcome.write_text(done.stdout.strip().splitlines()[-1])
 
     return _built_once(outcome, check)
+
+
+@pytest.fixture(scope="session")
+def distributed_search(tmp_path_factory, demo_data):
+    """The session's small distributed search (tests/helpers/search.py), one of whose workers was killed mid-trial.
+
+    `{"tuning": its tuning folder, "code": the command's exit status, "out": stdout, "err": stderr}`. Tests that
+    resume it do so in a copy.
+    """
+    from helpers.search import search_with_a_killed_worker
+
+    folder = _common_folder(tmp_path_factory) / "distributed-search"
+    outcome = folder / "outcome.json"
+
+    def search():
+        folder.mkdir(exist_ok=True)
+        outcome.write_text(json.dumps(search_with_a_killed_worker(folder, demo_data)))
+
+    return _built_once(str(outcome), search, lock=str(folder))

@@ -26,37 +26,6 @@ from emokeras.training.supervisor import Job, Supervisor, free_port, shares, wit
 from helpers.audio import tone, write_wav
 from helpers.commands import user_environment
 
-TINY = ["--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--view", "B-LEX",
-        "--fold", "3", "--learning_rate", "0.003"]
-
-
-def tune(demo_data, directory, *extra, **options):
-    return subprocess.Popen([sys.executable, "-m", "emokeras.tune", *TINY, "--data", demo_data, "--tuning",
-                             str(directory), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **options)
-
-
-def trials(directory):
-    return [json.load(open(path)) for path in sorted(glob.glob(os.path.join(directory, "*", "trial_*",
-                                                                               "trial.json")))]
-
-
-def finish(process, timeout=600):
-    out, err = process.communicate(timeout=timeout)
-    return process.returncode, out, err
-
-
-def wait_for(process, text, timeout=300):
-    """Reads `process`'s output until a line holds `text`; returns the lines read."""
-    lines, deadline = [], time.monotonic() + timeout
-    for line in process.stdout:
-        lines.append(line)
-        if text in line:
-            return lines
-        if time.monotonic() > deadline:
-            break
-    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:])
-
 
 def test_flags_are_removed_with_their_values():
     args = ["--fold", "3", "--workers", "2", "--tuner_id=chief", "--noonnx", "--oracle_address", "h:1", "--x"]
@@ -174,24 +143,17 @@ def test_the_chief_ends_as_its_last_worker_is_told_the_search_is_over(tmp_path, 
 
 
 @pytest.mark.large
-def test_tune_workers_restarts_a_killed_worker_and_completes(tmp_path, demo_data):
+def test_tune_workers_restarts_a_killed_worker_and_completes(distributed_search):
     """A chief and two workers, started as by hand on several machines (`--tuner_id`, `--oracle_address`).
 
     Each trial is trained once though a worker is killed mid-trial (started again with its id), and every process
     learns the end of the search.
     """
-    # Two epochs a trial: Keras prints "Epoch 1/2" as the first begins (for one epoch it prints no such line).
-    supervisor = tune(demo_data, tmp_path, "--max_trials", "2", "--workers", "2", "--epochs", "2")
-    wait_for(supervisor, "[worker0] Epoch 1/")
-    victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
-    pids = [int(pid) for pid in victim.stdout.split()]
-    assert pids
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    code, out, err = finish(supervisor)
-    assert code == 0, (out + err)[-4000:]
+    out, err = distributed_search["out"], distributed_search["err"]
+    assert distributed_search["code"] == 0, (out + err)[-4000:]
     assert "worker0 ended with signal 9: started again with its id" in err
-    found = trials(tmp_path)
+    found = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(distributed_search["tuning"], "*",
+                                                                              "trial_*", "trial.json")))]
     assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
     assert {trial["trial_id"] for trial in found} == {"0", "1"}
     assert "[chief] best of 2 trials" in out and "retrain it: python -m emokeras.train" in out

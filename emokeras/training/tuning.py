@@ -90,10 +90,30 @@ def make_tuner(config: TrainConfig, space: TuneConfig, data_dir: str):
     """The `space.tuner` tuner over `MultiViewHyperModel`, its state in `space.directory` (resumed if there)."""
     kind = {"grid": keras_tuner.GridSearch, "random": keras_tuner.RandomSearch,
             "bayesian": keras_tuner.BayesianOptimization}[space.tuner]
-    return kind(MultiViewHyperModel(config, space, data_dir),
-                objective=keras_tuner.Objective(OBJECTIVE, direction="max"), max_trials=space.max_trials,
-                seed=config.seed, directory=space.directory, project_name=f"{config.experiment()}.fold-{config.fold}",
-                overwrite=False, distribution_strategy=tf.distribute.MirroredStrategy())
+    tuner = kind(MultiViewHyperModel(config, space, data_dir),
+                 objective=keras_tuner.Objective(OBJECTIVE, direction="max"), max_trials=space.max_trials,
+                 seed=config.seed, directory=space.directory, project_name=f"{config.experiment()}.fold-{config.fold}",
+                 overwrite=False, distribution_strategy=tf.distribute.MirroredStrategy())
+    if isinstance(tuner.oracle, keras_tuner.Oracle):  # not a worker, whose oracle is a client of its chief's
+        _resume(tuner)
+    return tuner
+
+
+def _resume(tuner) -> None:
+    """The search in the tuner's folder read back whoever ran it, and only its unfinished trials to train again.
+
+    Keras Tuner reads a search back only for the tuner id that saved it (`chief.json` for a distributed search's
+    chief, `tuner0.json` for a search alone): a search run alone and resumed by `--workers`, or the other way round,
+    would start again from its first trial and overwrite the trials. And it saves a trial's end before it stops
+    counting the trial as running, so a finished search read back holds its last trial as running and would train it
+    again (Keras Tuner 1.4.8: `Oracle.end_trial` saves, then pops `ongoing_trials`; `Oracle.reload` queues those).
+    """
+    oracle = tuner.oracle
+    if not oracle.trials and os.path.isfile(os.path.join(tuner.project_dir, "oracle.json")):
+        oracle.reload()
+    finished = (keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED)
+    oracle._retry_queue = [trial_id for trial_id in oracle._retry_queue
+                           if oracle.trials[trial_id].status not in finished]
 
 
 class ChiefUnreachable(ConnectionError):

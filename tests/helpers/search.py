@@ -1,0 +1,60 @@
+"""A small distributed search started as a user starts one: `tune --workers 2`, one of whose workers is killed.
+
+The session runs it once (`conftest.distributed_search`); tests/test_scaling.py reads how its processes ended,
+tests/test_tune.py what its trials recorded and that it resumes.
+"""
+
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+from emokeras.config import MultiViewConfig
+from emokeras.settings import command_line
+
+from helpers.runs import small_config
+
+
+def search_config(folder, demo_data):
+    """The search's run settings: a joint search of B-ACO-1 with B-LEX at 8 units, two epochs a trial.
+
+    Two epochs, because Keras prints "Epoch 1/2" as a trial's first epoch begins (for one epoch it prints no such
+    line), and the worker is killed then.
+    """
+    return small_config(pathlib.Path(folder), demo_data, epochs=2,
+                        multiview=MultiViewConfig(mode="joint", view="B-LEX"))
+
+
+def search_with_a_killed_worker(folder, demo_data) -> dict:
+    """`tune --workers 2 --max_trials 2` in `folder`/tuning; worker0 is killed (SIGKILL) in its first epoch.
+
+    Returns `{"tuning": the tuning folder, "code": the exit status, "out": stdout, "err": stderr}`.
+    """
+    tuning = os.path.join(folder, "tuning")
+    flags = shlex.split(command_line(search_config(folder, demo_data), "emokeras.tune"))
+    supervisor = subprocess.Popen([sys.executable, "-m", *flags, "--max_trials", "2", "--workers", "2", "--tuning",
+                                   tuning], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    read = _read_until(supervisor, "[worker0] Epoch 1/")
+    victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
+    pids = [int(pid) for pid in victim.stdout.split()]
+    assert pids, "no worker0 process"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, err = supervisor.communicate(timeout=600)
+    return {"tuning": tuning, "code": supervisor.returncode, "out": read + out, "err": err}
+
+
+def _read_until(process, text, timeout=300) -> str:
+    """Reads `process`'s output until a line holds `text`; returns the lines read."""
+    lines, deadline = [], time.monotonic() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+        if time.monotonic() > deadline:
+            break
+    process.kill()
+    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:])

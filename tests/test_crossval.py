@@ -1,7 +1,7 @@
 """emokeras.crossval.
 
-Finished folds are reported not retrained, the summary averages the folds' results, and the command line writes the
-report.
+Finished folds are reported not retrained, and the summary averages the folds' results. (The command line, which
+trains the runs side by side and then reports them: tests/test_scaling.py.)
 """
 
 import csv
@@ -9,15 +9,11 @@ import dataclasses
 import json
 import logging
 import os
-import shlex
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from emokeras.config import TrainConfig
-from emokeras.settings import command_line
 from emokeras.training import cross_validation as crossval
 
 
@@ -101,21 +97,6 @@ def test_a_stopped_sweep_resumes_and_the_summary_averages_the_folds(b_aco_1_run,
         assert f.read() == table
     ua = (first["test"]["unweighted_accuracy"] + second["test"]["unweighted_accuracy"]) / 2
     assert f"{ua:.4f} ± " in table and "| 3,2 |" in table
-
-
-def test_command_line_reports_finished_folds(b_aco_1_run):
-    config, _ = b_aco_1_run
-    # The finished run's own flags, as the user would type them, and the folds.
-    command = [sys.executable, "-m", *shlex.split(command_line(config, "emokeras.crossval", always=())),
-               "--folds", "3"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "already trained" in result.stdout and "| B-ACO-1 | Acoustics |" in result.stdout
-    assert os.path.isfile(os.path.join(config.output, "B-ACO-1", "summary.csv"))
-    bad = subprocess.run(command[:3] + ["--data", config.data, "--folds", "12"], capture_output=True, text=True,
-                         timeout=300)
-    assert bad.returncode == 1 and bad.stderr.strip().splitlines()[-1] == ("ERROR: --folds: 12: this corpus has "
-                                                                          "folds 0-9")
 
 
 def test_seed_summary_gives_fold_means_over_seeds_and_both_spreads():

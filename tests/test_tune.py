@@ -74,6 +74,7 @@ def test_two_trials_record_the_objective_and_a_finished_search_resumes(distribut
          "--tuning", space.directory], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best of 2 trials" in result.stdout and f"validation UA {score:.4f}" in result.stdout
+    assert {path: path.stat().st_mtime_ns for path in project.glob("trial_*/*")} == written
 
 
 def test_a_search_around_other_settings_is_refused(tmp_path, demo_data):

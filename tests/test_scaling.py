@@ -5,7 +5,6 @@ A search's chief and workers started by `tune --workers` with the flags that sta
 (`crossval --jobs`); prediction over several openSMILE processes.
 """
 
-import glob
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from emokeras.training.supervisor import Job, Supervisor, free_port, shares, wit
 
 from helpers.audio import tone, write_wav
 from helpers.commands import user_environment
+from helpers.search import recorded_trials
 
 
 def test_flags_are_removed_with_their_values():
@@ -152,8 +152,7 @@ def test_tune_workers_restarts_a_killed_worker_and_completes(distributed_search)
     out, err = distributed_search["out"], distributed_search["err"]
     assert distributed_search["code"] == 0, (out + err)[-4000:]
     assert "worker0 ended with signal 9: started again with its id" in err
-    found = [json.load(open(path)) for path in sorted(glob.glob(os.path.join(distributed_search["tuning"], "*",
-                                                                              "trial_*", "trial.json")))]
+    found = recorded_trials(distributed_search["tuning"])
     assert len(found) == 2 and all(trial["status"] == "COMPLETED" for trial in found)
     assert {trial["trial_id"] for trial in found} == {"0", "1"}
     assert "[chief] best of 2 trials" in out and "retrain it: python -m emokeras.train" in out

@@ -20,7 +20,7 @@ from emokeras.training import tuning
 from emokeras.training.experiment import RunMismatch
 
 from helpers.runs import small_config
-from helpers.search import search_config
+from helpers.search import recorded_trials, search_config
 
 
 def test_searched_settings_follow_the_mode():
@@ -46,9 +46,8 @@ def test_two_trials_record_the_objective_and_a_finished_search_resumes(distribut
     shutil.copytree(distributed_search["tuning"], tmp_path / "tuning")
     space = TuneConfig(tuner="random", max_trials=2, directory=str(tmp_path / "tuning"))
     project = tmp_path / "tuning" / "B-ACO-1.joint.B-LEX.fold-3"
-    trials = sorted(project.glob("trial_*/trial.json"))
-    assert len(trials) == 2
-    recorded = [json.loads(path.read_text()) for path in trials]
+    recorded = recorded_trials(space.directory)
+    assert len(recorded) == 2
     for trial in recorded:
         assert trial["status"] == "COMPLETED"
         assert 0.0 <= trial["score"] <= 1.0
@@ -58,9 +57,12 @@ def test_two_trials_record_the_objective_and_a_finished_search_resumes(distribut
         assert trial["score"] == pytest.approx(observation["value"][0]) and observation["step"] in (0, 1)
 
     # Started again with the same budget: the two finished trials are read back, none is run (none is written).
-    written = {path: path.stat().st_mtime_ns for path in project.glob("trial_*/*")}
+    def trial_files_written():
+        return {path: path.stat().st_mtime_ns for path in project.glob("trial_*/*")}
+
+    written = trial_files_written()
     values, score, command = tuning.search_hyperparameters(config, space)
-    assert {path: path.stat().st_mtime_ns for path in project.glob("trial_*/*")} == written
+    assert trial_files_written() == written
     best = max(recorded, key=lambda trial: trial["score"])
     assert score == pytest.approx(best["score"]) and values == best["hyperparameters"]["values"]
     out = caplog.text
@@ -74,7 +76,7 @@ def test_two_trials_record_the_objective_and_a_finished_search_resumes(distribut
          "--tuning", space.directory], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best of 2 trials" in result.stdout and f"validation UA {score:.4f}" in result.stdout
-    assert {path: path.stat().st_mtime_ns for path in project.glob("trial_*/*")} == written
+    assert trial_files_written() == written
 
 
 def test_a_search_around_other_settings_is_refused(tmp_path, demo_data):

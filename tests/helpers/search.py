@@ -4,6 +4,8 @@ The session runs it once (`conftest.distributed_search`); tests/test_scaling.py 
 tests/test_tune.py what its trials recorded and that it resumes.
 """
 
+import glob
+import json
 import os
 import pathlib
 import shlex
@@ -45,6 +47,15 @@ def search_with_a_killed_worker(folder, demo_data) -> dict:
         os.kill(pid, signal.SIGKILL)
     out, err = supervisor.communicate(timeout=600)
     return {"tuning": tuning, "code": supervisor.returncode, "out": read + out, "err": err}
+
+
+def recorded_trials(tuning) -> list[dict]:
+    """The `trial.json` of every trial in the tuning folder `tuning`, in the order of their folders."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(tuning, "*", "trial_*", "trial.json"))):
+        with open(path, encoding="utf-8") as handle:
+            found.append(json.load(handle))
+    return found
 
 
 def _read_until(process, text, timeout=300) -> str:

@@ -130,7 +130,7 @@ def load_tensorflow() -> None:
     quiet.report_unusable_gpu()
 
 
-def run_command(main, define_command_flags, resumable: bool = False, tensorflow: bool = False) -> None:
+def run_command(main, define_command_flags, resumable: bool = False) -> None:
     """Defines the command's flags and runs `main(argv)` under absl.
 
     TensorFlow's C++ INFO lines and absl's INFO logging are turned off first: they would drown the command's own
@@ -146,7 +146,9 @@ def run_command(main, define_command_flags, resumable: bool = False, tensorflow:
       main: the command, `main(argv)`, returning its exit status (None for 0).
       define_command_flags: defines the command's flags.
       resumable: the command picks up where it stopped when run again (train, crossval, tune, prepare).
-      tensorflow: the command uses TensorFlow: it is imported quietly before `main` runs (`emokeras.quiet`).
+
+    A command that uses TensorFlow calls `load_tensorflow()` once its flags are read and checked, so that a mistake
+    in them is reported at once rather than after TensorFlow's import.
     """
     quiet.start()
     try:
@@ -158,8 +160,6 @@ def run_command(main, define_command_flags, resumable: bool = False, tensorflow:
 
     def guarded(argv):
         try:
-            if tensorflow:
-                load_tensorflow()
             return main(argv)
         except USER_ERRORS as error:
             logger.error("%s", one_line(error))

@@ -27,8 +27,10 @@ def main(argv):
     values = flags.FLAGS
     seeds = cli.parse_integers(values.seeds, "--seeds") if values.seeds else None
     config = cli.config_from_flags(TrainConfig, exclude=("fold",), fold=0)
+    cli.load_tensorflow()
     if values.jobs > 1 and not _parallel(config, values.folds, seeds, values.jobs):
         return 1
+    # Imported here: TensorFlow loads after the command's quiet start (emokeras.quiet).
     from emokeras.training.cross_validation import cross_validate
 
     cross_validate(config, values.folds, seeds)
@@ -74,7 +76,7 @@ def define_flags():
 
 def run():
     """Runs the command on `sys.argv`."""
-    cli.run_command(main, define_flags, resumable=True, tensorflow=True)
+    cli.run_command(main, define_flags, resumable=True)
 
 
 if __name__ == "__main__":

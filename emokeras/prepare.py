@@ -14,11 +14,14 @@ from emokeras.config import PrepareConfig
 
 def main(argv):
     """Prepares the corpus the flags name."""
+    cli.no_arguments(argv)
+    config = cli.config_from_flags(PrepareConfig)
+    config.corpus_root()  # a corpus without its --root is named before TensorFlow loads
+    cli.load_tensorflow()
     # Imported here: TensorFlow loads after the command's quiet start (emokeras.quiet).
     from emokeras.data.preparation import prepare_corpus
 
-    cli.no_arguments(argv)
-    prepare_corpus(cli.config_from_flags(PrepareConfig))
+    prepare_corpus(config)
 
 
 def define_flags():
@@ -28,7 +31,7 @@ def define_flags():
 
 def run():
     """Runs the command on `sys.argv`."""
-    cli.run_command(main, define_flags, resumable=True, tensorflow=True)
+    cli.run_command(main, define_flags, resumable=True)
 
 
 if __name__ == "__main__":

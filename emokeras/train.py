@@ -17,11 +17,13 @@ from emokeras.config import TrainConfig
 
 def main(argv):
     """Trains (or reports) the run the flags give."""
+    cli.no_arguments(argv)
+    config = cli.config_from_flags(TrainConfig)
+    cli.load_tensorflow()
     # Imported here: TensorFlow loads after the command's quiet start (emokeras.quiet).
     from emokeras.training.experiment import Experiment
 
-    cli.no_arguments(argv)
-    Experiment(cli.config_from_flags(TrainConfig)).run()
+    Experiment(config).run()
 
 
 def define_flags():
@@ -31,7 +33,7 @@ def define_flags():
 
 def run():
     """Runs the command on `sys.argv`."""
-    cli.run_command(main, define_flags, resumable=True, tensorflow=True)
+    cli.run_command(main, define_flags, resumable=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import soundfile
 
 from emokeras.serving.recognizer import PredictionError, Recognizer
 
-from helpers.commands import TF_LOG_LINE, ctrl_c_as_at_a_terminal, user_environment
+from helpers.commands import TF_LOG_LINE, ctrl_c_as_at_a_terminal, user_environment, without_tensorflow
 from helpers.corpora import speech
 
 FOLD = 3
@@ -324,6 +324,22 @@ def test_help_exits_0(command):
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--" in done.stdout
+
+
+@pytest.mark.parametrize("command, message", [
+    ("prepare --corpus=iemocap", "--corpus iemocap needs --root, the release's folder"),
+    ("train --learning_rate=nan", "--learning_rate must be a finite number, got nan"),
+    ("crossval --seeds=1,1", "--seeds repeats 1: '1,1'"),
+    ("tune --workers=2 --tuner_id=w", "--workers starts its own chief and workers; give it no --tuner_id or "
+                                      "--oracle_address"),
+])
+def test_a_mistake_in_the_flags_is_named_before_tensorflow_loads(command, message, tmp_path):
+    """In one line, at once: TensorFlow is blocked in the command's process, and the command never reaches it."""
+    module, *flags = command.split()
+    done = subprocess.run(without_tensorflow(f"emokeras.{module}", *flags), cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr == f"ERROR: {message}\n", done.stderr[-2000:]
+    assert os.listdir(tmp_path) == []  # nothing written
 
 
 @pytest.mark.large

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import signal
+import sys
 
 # A TensorFlow C++ log line, or one of the start-up lines a quiet start holds back.
 TF_LOG_LINE = r"(^[IWEF]\d{4} )|cuInit|oneDNN|cudart|InitializeLog|cuda drivers"
@@ -28,3 +29,20 @@ def ctrl_c_as_at_a_terminal():
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def without_tensorflow(module: str, *args: str) -> list[str]:
+    """The command line running `python -m <module> <args>` in an interpreter where TensorFlow cannot be imported.
+
+    A command that reports a mistake in its flags before importing TensorFlow answers as usual; one that imports it
+    first fails with an ImportError naming the block.
+    """
+    script = ("import runpy, sys\n"
+              "class Refuse:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_hub', 'tf_keras'):\n"
+              "            raise ImportError(f'{name} is blocked in this test')\n"
+              "sys.meta_path.insert(0, Refuse())\n"
+              f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
+              f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
+    return [sys.executable, "-c", script, *args]

@@ -30,6 +30,14 @@ def ctrl_c_as_at_a_terminal():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+# Python lines after which TensorFlow, Keras and TensorFlow Hub cannot be imported (an ImportError names the block).
+TENSORFLOW_BLOCKED = ("import sys\n"
+                      "class Refuse:\n"
+                      "    def find_spec(self, name, path=None, target=None):\n"
+                      "        if name.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_hub', 'tf_keras'):\n"
+                      "            raise ImportError(f'{name} is blocked in this test')\n"
+                      "sys.meta_path.insert(0, Refuse())\n")
+
 
 def without_tensorflow(module: str, *args: str) -> list[str]:
     """The command line running `python -m <module> <args>` in an interpreter where TensorFlow cannot be imported.
@@ -37,12 +45,7 @@ def without_tensorflow(module: str, *args: str) -> list[str]:
     A command that reports a mistake in its flags before importing TensorFlow answers as usual; one that imports it
     first fails with an ImportError naming the block.
     """
-    script = ("import runpy, sys\n"
-              "class Refuse:\n"
-              "    def find_spec(self, name, path=None, target=None):\n"
-              "        if name.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_hub', 'tf_keras'):\n"
-              "            raise ImportError(f'{name} is blocked in this test')\n"
-              "sys.meta_path.insert(0, Refuse())\n"
+    script = (TENSORFLOW_BLOCKED + "import runpy\n"
               f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
               f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
     return [sys.executable, "-c", script, *args]

@@ -4,7 +4,8 @@ TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it is first imported, and som
 (the CUDA stub's "Could not find cuda drivers", absl's "before InitializeLog" warning): so a command calls
 `start` before anything imports TensorFlow, which sets the level (3: fatal only) and, for commands that use
 TensorFlow, imports it with its C++ output held back (shown only if the import fails). A level the user has set is
-left as it is, and `--verbose` shows everything. What those lines would have said about a real problem is said in
+left as it is and applied to the lines TensorFlow writes before reading it (`at_level`), and `--verbose` shows
+everything. What those lines would have said about a real problem is said in
 one line instead: a GPU that exists but that TensorFlow cannot use (`report_unusable_gpu`).
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import glob
 import logging
 import os
+import re
 import sys
 import tempfile
 
@@ -21,7 +23,24 @@ VERBOSE_FLAG = "--verbose"
 # Set beside the level by `start`, so that a command's own processes (workers, parallel jobs) stay quiet too,
 # rather than taking the inherited level for one the user set.
 _SET_BY_START = "EMOKERAS_QUIET_START"
-_user_set_level = "TF_CPP_MIN_LOG_LEVEL" in os.environ and _SET_BY_START not in os.environ
+
+
+def _level_set_by_user() -> int | None:
+    """`TF_CPP_MIN_LOG_LEVEL` as the user set it (TensorFlow reads what is not a number as 0), or None."""
+    if "TF_CPP_MIN_LOG_LEVEL" not in os.environ or _SET_BY_START in os.environ:
+        return None
+    try:
+        return int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+    except ValueError:
+        return 0
+
+
+_user_level = _level_set_by_user()
+# A record of TensorFlow's C++ log ("I0000 00:00:1796180363.233633 20069 port.cc:153] ...") and its severity.
+_RECORD = re.compile(r"([IWEF])\d{4} ")
+_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+# absl's notice that the records before its log is set up go to standard error whatever the level.
+_BEFORE_INITIALIZATION = "WARNING: All log messages before absl::InitializeLog() is called"
 
 logger = logging.getLogger("emokeras")
 
@@ -32,10 +51,11 @@ def verbose() -> bool:
 
 
 @contextlib.contextmanager
-def held_back_stderr():
+def held_back_stderr(passed=None):
     """Within the block, what anything writes to file descriptor 2 (C++ included) is held back.
 
-    Dropped if the block succeeds, written out if it fails.
+    Written out if the block fails; if it succeeds, dropped, or with `passed`, what `passed(text)` returns is
+    written out.
     """
     sys.stderr.flush()
     saved = os.dup(2)
@@ -51,6 +71,34 @@ def held_back_stderr():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+        if passed is not None:
+            held.seek(0)
+            shown = passed(held.read().decode(errors="replace"))
+            if shown:
+                os.write(2, shown.encode())
+
+
+def at_level(text: str, level: int) -> str:
+    r"""The part of `text` that TensorFlow's C++ log shows at `TF_CPP_MIN_LOG_LEVEL=level`.
+
+    TensorFlow writes its first records before it reads the level, whatever the level ("I0000 ... oneDNN custom
+    operations are on"); this applies it to them. A record is kept if its severity (I 0, W 1, E 2, F 3) is at least
+    `level`, with the lines that continue it; absl's notice about records before its initialisation is information.
+    Lines before the first record are kept.
+
+    >>> at_level("I0000 00:00:1.0 7 port.cc:153] oneDNN\nE0000 00:00:1.0 7 a.cc:52] cuInit\n more\n", 2)
+    'E0000 00:00:1.0 7 a.cc:52] cuInit\n more\n'
+    """
+    kept, keep = [], True
+    for line in text.splitlines(keepends=True):
+        record = _RECORD.match(line)
+        if record:
+            keep = _SEVERITY[record.group(1)] >= level
+        elif line.startswith(_BEFORE_INITIALIZATION):
+            keep = _SEVERITY["I"] >= level
+        if keep:
+            kept.append(line)
+    return "".join(kept)
 
 
 def start(tensorflow: bool = False) -> None:
@@ -58,15 +106,18 @@ def start(tensorflow: bool = False) -> None:
 
     Call it before anything imports TensorFlow; calling it again does nothing more.
     """
-    loud = verbose() or _user_set_level
-    if not loud:
+    loud = verbose() or _user_level == 0
+    if not loud and _user_level is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ[_SET_BY_START] = "1"
     if tensorflow and "tensorflow" not in sys.modules:
         if loud:
             import tensorflow  # noqa: F401
-        else:
+        elif _user_level is None:
             with held_back_stderr():
+                import tensorflow  # noqa: F401
+        else:  # the user's level, applied to the records TensorFlow writes before it reads it
+            with held_back_stderr(passed=lambda text: at_level(text, _user_level)):
                 import tensorflow  # noqa: F401
 
 

@@ -67,6 +67,24 @@ def test_python_dash_m_emokeras_lists_the_commands_and_runs_one():
     assert unknown.returncode == 1 and "'trian' is not an emokeras command" in unknown.stderr
 
 
+def test_a_level_the_user_sets_applies_to_the_lines_tensorflow_writes_before_reading_it():
+    """TensorFlow 2.21 writes these at import whatever TF_CPP_MIN_LOG_LEVEL says (lines as it wrote them here)."""
+    from emokeras.quiet import at_level
+
+    lines = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+             "I0000 00:00:1796181593.707290    1657 port.cc:153] oneDNN custom operations are on.\n",
+             "I0000 00:00:1796181593.765392    1657 cpu_feature_guard.cc:227] This TensorFlow binary is optimized\n",
+             "To enable the following instructions: AVX2 AVX512F, in other operations, rebuild TensorFlow.\n",
+             "E0000 00:00:1796180366.949877   20069 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n",
+             "W0000 00:00:1796180366.950001   20069 something.cc:1] a warning\n"]
+    text = "".join(lines)
+    assert at_level(text, 0) == text
+    assert at_level(text, 1) == lines[4] + lines[5]
+    assert at_level(text, 2) == lines[4]
+    assert at_level(text, 3) == ""
+    assert at_level("not TensorFlow's\n" + text, 3) == "not TensorFlow's\n"
+
+
 def test_a_quiet_start_holds_back_tensorflows_log_lines_unless_asked():
     import re
 

@@ -23,7 +23,7 @@ from emokeras.serving.recognizer import Recognizer
 from emokeras.training.supervisor import Job, Supervisor, free_port, shares, without_flags
 
 from helpers.audio import tone, write_wav
-from helpers.commands import user_environment
+from helpers.commands import TF_LOG_LINE, user_environment
 from helpers.search import recorded_trials
 
 
@@ -158,6 +158,8 @@ def test_tune_workers_restarts_a_killed_worker_and_completes(distributed_search)
     assert "[chief] best of 2 trials" in out and "retrain it: python -m emokeras.train" in out
     for worker in ("worker0", "worker1"):
         assert re.search(rf"\[{worker}\] .*the search at .* is over", out), out[-3000:]
+    # The user's TF_CPP_MIN_LOG_LEVEL=3, applied by every process to the lines TensorFlow writes before reading it.
+    assert not re.search(TF_LOG_LINE, out + err, re.M), err[-3000:]
 
 
 @pytest.mark.large

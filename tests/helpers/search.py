@@ -17,6 +17,7 @@ import time
 from emokeras.config import MultiViewConfig
 from emokeras.settings import command_line
 
+from helpers.commands import user_environment
 from helpers.runs import small_config
 
 
@@ -33,12 +34,15 @@ def search_config(folder, demo_data):
 def search_with_a_killed_worker(folder, demo_data) -> dict:
     """`tune --workers 2 --max_trials 2` in `folder`/tuning; worker0 is killed (SIGKILL) in its first epoch.
 
+    Started with TF_CPP_MIN_LOG_LEVEL=3 set, as a user may have set it.
+
     Returns `{"tuning": the tuning folder, "code": the exit status, "out": stdout, "err": stderr}`.
     """
     tuning = os.path.join(folder, "tuning")
     flags = shlex.split(command_line(search_config(folder, demo_data), "emokeras.tune"))
     supervisor = subprocess.Popen([sys.executable, "-m", *flags, "--max_trials", "2", "--workers", "2", "--tuning",
-                                   tuning], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   tuning], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=user_environment(TF_CPP_MIN_LOG_LEVEL="3"))
     read = _read_until(supervisor, "[worker0] Epoch 1/")
     victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
     pids = [int(pid) for pid in victim.stdout.split()]

@@ -5,8 +5,8 @@ TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it is first imported, and som
 `start` before anything imports TensorFlow, which sets the level (3: fatal only) and, for commands that use
 TensorFlow, imports it with its C++ output held back (shown only if the import fails). A level the user has set is
 left as it is and applied to the lines TensorFlow writes before reading it (`at_level`), and `--verbose` shows
-everything. What those lines would have said about a real problem is said in
-one line instead: a GPU that exists but that TensorFlow cannot use (`report_unusable_gpu`).
+everything. What those lines would have said about a real problem is said in one line instead: a GPU that exists
+but that TensorFlow cannot use (`report_unusable_gpu`).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def test_python_dash_m_emokeras_lists_the_commands_and_runs_one():
 
 
 def test_a_level_the_user_sets_applies_to_the_lines_tensorflow_writes_before_reading_it():
-    """TensorFlow 2.21 writes these at import whatever TF_CPP_MIN_LOG_LEVEL says (lines as it wrote them here)."""
+    """TensorFlow 2.21 writes such lines at import whatever TF_CPP_MIN_LOG_LEVEL says (the I and E ones here)."""
     from emokeras.quiet import at_level
 
     lines = ["WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",

@@ -30,6 +30,7 @@ def ctrl_c_as_at_a_terminal():
     finally:
         signal.signal(signal.SIGINT, previous)
 
+
 # Python lines after which TensorFlow, Keras and TensorFlow Hub cannot be imported (an ImportError names the block).
 TENSORFLOW_BLOCKED = ("import sys\n"
                       "class Refuse:\n"

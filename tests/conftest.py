@@ -131,11 +131,14 @@ def b_aco_1_run(shared_runs, demo_data):
 def h_mm_4_run(shared_runs, demo_data):
     """A finished small H-MM-4 run on fold 3 (two epochs, two BLSTM layers in each stack), exported.
 
-    Trained on the path a GPU takes (tests/helpers/cudnn.py): `(config, results, what went through the cuDNN branch)`,
-    the last as `{"lstm_calls": LSTM layers that went through it, "unmasked": those without a mask}`.
+    Trained and exported on the path a GPU takes (tests/helpers/cudnn.py): `(config, results, what went through the
+    cuDNN branch)`, the last as `{"lstm_calls": LSTM layers that went through it, "unmasked": those without a mask,
+    "export_calls": the LSTM calls through it while the model was exported}`.
     """
     import dataclasses
+    from unittest import mock
 
+    from emokeras.training import experiment
     from emokeras.training.experiment import Experiment
 
     from helpers.cudnn import cudnn_branch
@@ -146,9 +149,20 @@ def h_mm_4_run(shared_runs, demo_data):
     seen = shared_runs / "h-mm-4.cudnn.json"
 
     def train():
-        with cudnn_branch() as branch:
+        export, in_export = experiment.export_saved_model, []
+
+        def export_watched(*args, **kwargs):
+            before = len(branch.calls)
+            try:
+                return export(*args, **kwargs)
+            finally:
+                in_export.append(len(branch.calls) - before)
+
+        with cudnn_branch() as branch, mock.patch.object(experiment, "export_saved_model", export_watched):
             Experiment(config).run()
-        seen.write_text(json.dumps({"lstm_calls": len(branch.layers()), "unmasked": branch.unmasked()}))
+        assert len(in_export) == 1, in_export  # the run exported once
+        seen.write_text(json.dumps({"lstm_calls": len(branch.layers()), "unmasked": branch.unmasked(),
+                                    "export_calls": in_export[0]}))
 
     return config, _finished_run(config, train), json.loads(seen.read_text())
 

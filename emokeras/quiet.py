@@ -6,7 +6,8 @@ TensorFlow reads `TF_CPP_MIN_LOG_LEVEL` once, when it is first imported, and som
 TensorFlow, imports it with its C++ output held back (shown only if the import fails). A level the user has set is
 left as it is and applied to the lines TensorFlow writes before reading it (`at_level`), and `--verbose` shows
 everything. What those lines would have said about a real problem is said in one line instead: a GPU that exists
-but that TensorFlow cannot use (`report_unusable_gpu`).
+but that TensorFlow cannot use (`report_unusable_gpu`). gRPC's INFO lines, of the same form, are held back by
+`GRPC_VERBOSITY=ERROR` unless the user set it or `--verbose`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,10 @@ def start(tensorflow: bool = False) -> None:
     if not loud and _user_level is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ[_SET_BY_START] = "1"
+    if not verbose():
+        # gRPC (a distributed search's chief and workers) writes INFO lines of the same form ("I1202 ...
+        # chttp2_transport.cc:1403] ... Got goaway") unless told otherwise; a value the user sets is kept.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if tensorflow and "tensorflow" not in sys.modules:
         if loud:
             import tensorflow  # noqa: F401

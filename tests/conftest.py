@@ -9,6 +9,7 @@ import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # as a command's quiet start: the in-process chief's gRPC too
 
 import pytest
 

@@ -90,15 +90,17 @@ def test_a_quiet_start_holds_back_tensorflows_log_lines_unless_asked():
 
     from helpers.commands import TF_LOG_LINE, user_environment
 
-    script = "import sys\nfrom emokeras import quiet\nquiet.start(tensorflow=True)\nprint('started')\n"
+    script = ("import os, sys\nfrom emokeras import quiet\nquiet.start(tensorflow=True)\n"
+              "print('started', os.environ.get('GRPC_VERBOSITY'))\n")
     environment = user_environment()
     quiet = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                            env=environment)
-    assert quiet.returncode == 0 and quiet.stdout == "started\n"
+    assert quiet.returncode == 0 and quiet.stdout == "started ERROR\n"  # gRPC's INFO lines held back too
     assert not re.search(TF_LOG_LINE, quiet.stderr, re.M), quiet.stderr
     loud = subprocess.run([sys.executable, "-c", script, "--verbose"], capture_output=True, text=True, timeout=120,
                           env=environment)
     assert re.search(TF_LOG_LINE, loud.stderr, re.M), "--verbose shows TensorFlow's own lines"
+    assert loud.stdout == "started None\n"  # and gRPC's
     chosen = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             env={**environment, "TF_CPP_MIN_LOG_LEVEL": "0"})
     assert re.search(TF_LOG_LINE, chosen.stderr, re.M), "a level the user sets is respected"

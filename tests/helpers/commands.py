@@ -10,8 +10,9 @@ TF_LOG_LINE = r"(^[IWEF]\d{4} )|cuInit|oneDNN|cudart|InitializeLog|cuda drivers"
 
 
 def user_environment(**changes) -> dict:
-    """This process's environment without the log level the tests set for themselves (a user has none)."""
-    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    """This process's environment without the log levels the tests set for themselves (a user has none)."""
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
     environment.update(changes)
     return environment
 

@@ -44,7 +44,9 @@ def search_with_a_killed_worker(folder, demo_data) -> dict:
                                    tuning], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=user_environment(TF_CPP_MIN_LOG_LEVEL="3"))
     read = _read_until(supervisor, "[worker0] Epoch 1/")
-    victim = subprocess.run(["pgrep", "-f", "tuner_id worker0 --oracle_address"], capture_output=True, text=True)
+    # Among the supervisor's own processes: another search on this machine has a worker0 too.
+    victim = subprocess.run(["pgrep", "-P", str(supervisor.pid), "-f", "tuner_id worker0 --oracle_address"],
+                            capture_output=True, text=True)
     pids = [int(pid) for pid in victim.stdout.split()]
     assert pids, "no worker0 process"
     for pid in pids:

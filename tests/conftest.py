@@ -13,13 +13,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")  # as a command's quiet start: 
 
 import pytest
 
-from emokeras.quiet import held_back_stderr
-
-with held_back_stderr():  # the lines TensorFlow writes before it reads the level (xdist's controller shows them)
-    import tensorflow as tf
-
 from emokeras.config import PrepareConfig
-from emokeras.data.preparation import prepare_corpus
 
 
 def _iterators_without_autotuning():
@@ -31,6 +25,7 @@ def _iterators_without_autotuning():
     Tests of 1 to 3 s took up to 106 s so. Autotuning picks parallelism and buffer sizes, never values: the behaviour
     tested is the same. Commands the tests start are left as a user runs them.
     """
+    import tensorflow as tf
     from tensorflow.python.data.ops import dataset_ops
 
     apply_debug_options = dataset_ops.DatasetV2._apply_debug_options  # every iterator's dataset passes through it
@@ -43,12 +38,24 @@ def _iterators_without_autotuning():
     dataset_ops.DatasetV2._apply_debug_options = without_autotuning
 
 
-_iterators_without_autotuning()
+def pytest_configure(config):
+    """TensorFlow set up for the tests, in the processes that run them.
 
-# Grappler's rewrites keep what a graph computes and pay off over many steps; the tests take a few steps of small
-# models, whose first step it lengthens by half (a joint H-MM-4 fit of two steps: 27 and 31 s with it, 18 and 21 s
-# without). Commands the tests start run with it, as a user's do.
-tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    pytest-xdist's controller (`-n 2`) runs none: without TensorFlow (about 5 s of CPU) it starts its workers sooner.
+    """
+    if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    from emokeras.quiet import held_back_stderr
+
+    with held_back_stderr():  # the lines TensorFlow writes before it reads the level
+        import tensorflow as tf
+
+    _iterators_without_autotuning()
+    # Grappler's rewrites keep what a graph computes and pay off over many steps; the tests take a few steps of
+    # small models, whose first step it lengthens by half (a joint H-MM-4 fit of two steps: 27 and 31 s with it, 18
+    # and 21 s without). Commands the tests start run with it, as a user's do.
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
 
 # Fixtures that train, export or start processes: a test using one is `large` (`pytest -m "not large"` leaves it).
 LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "distributed_search", "msp_data", "crema_data",
@@ -106,6 +113,8 @@ def demo_config(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_data(demo_config):
     """The prepared folder (tfrecords/demo/char-ngram-256) of `demo_config`."""
+    from emokeras.data.preparation import prepare_corpus
+
     return prepare_corpus(demo_config, wait=True)
 
 

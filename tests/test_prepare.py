@@ -121,7 +121,7 @@ def _run(*args, cwd):
 
 
 def test_command_line_prepares_and_reports(tmp_path):
-    result = _run("--demo_utterances_per_speaker=4", cwd=tmp_path)
+    result = _run("--demo_utterances_per_speaker=4", "--workers=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("writing the demo corpus to ")

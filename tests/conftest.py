@@ -62,14 +62,39 @@ LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "distributed_sear
                   "nan_export"}
 
 
+# Under pytest-xdist (`--dist loadgroup`, pyproject.toml) a group of tests goes to one worker, which builds its shared
+# run while the other worker runs something else: a test of another worker would wait for the build. The groups go
+# out first, in this order: the first to one worker, the second (which needs no demo corpus) to the other.
+SHARED_GROUPS = ("h_mm_4_run", "without the demo corpus", "distributed_search", "two_replicas")
+
+
+def _group(item) -> str | None:
+    """The shared-run group of `item`, if any (see SHARED_GROUPS)."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("large") is None:
+        return None
+    for name in ("h_mm_4_run", "distributed_search", "two_replicas"):
+        if name in fixtures:
+            return name
+    return "without the demo corpus" if "demo_data" not in fixtures else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist names each test's group in its id
 def pytest_collection_modifyitems(items):
     for item in items:
         if LARGE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.large)
-    # The long tests first, so that under pytest-xdist no worker is left with one of them at the end; among them,
-    # those that read the H-MM-4 run together, so that the worker that trains it is seldom waited for by the other.
-    items.sort(key=lambda item: (item.get_closest_marker("large") is None,
-                                 "h_mm_4_run" in getattr(item, "fixturenames", ())))
+        group = _group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+    # The shared-run groups, then the other long tests, so that no worker is left with a long one at the end.
+    def order(item):
+        group = _group(item)
+        return (SHARED_GROUPS.index(group) if group else len(SHARED_GROUPS),
+                item.get_closest_marker("large") is None)
+
+    items.sort(key=order)
 
 
 def _common_folder(tmp_path_factory):

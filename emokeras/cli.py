@@ -9,6 +9,8 @@ A command module is a thin shell: it defines its flags here (`define_flags`), bu
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import os
 import sys
@@ -160,7 +162,7 @@ def run_command(main, define_command_flags, resumable: bool = False) -> None:
 
     def guarded(argv):
         try:
-            return main(argv)
+            status = main(argv)
         except USER_ERRORS as error:
             logger.error("%s", one_line(error))
             sys.exit(1)
@@ -172,6 +174,8 @@ def run_command(main, define_command_flags, resumable: bool = False) -> None:
             # The rest of the output has nowhere to go; Python's own flush at exit must not complain either.
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
             sys.exit(BROKEN_PIPE)
+        skip_the_collection_at_exit()
+        return status
 
     define_command_flags()
     flags.DEFINE_boolean("verbose", False, "Show TensorFlow's own log lines (hidden by default).")
@@ -181,6 +185,18 @@ def run_command(main, define_command_flags, resumable: bool = False) -> None:
     absl_logging.set_verbosity(absl_logging.INFO if quiet.verbose() else absl_logging.WARNING)
     show_library_log()
     app.run(guarded)
+
+
+def skip_the_collection_at_exit() -> None:
+    """At interpreter exit, no garbage collection of the objects then alive: for a command whose work has ended.
+
+    Python's exit collects reference cycles among every object left, which with TensorFlow and a trained model loaded
+    is millions: measured here, 1.4 of the 1.6 s of CPU a small `train` run spent exiting (`gc.freeze` at exit: 0.2
+    s). Objects are still released as their modules are cleared, and the memory goes with the process. Called once
+    a command's `main` has returned, when what it wrote is closed (files in `with` blocks, TensorBoard writers at the
+    end of training); a command stopped by an error or Ctrl-C keeps the collection, which closes what it left open.
+    """
+    atexit.register(gc.freeze)
 
 
 def parse_integers(text: str, flag: str) -> tuple[int, ...]:

@@ -45,6 +45,7 @@ def pytest_configure(config):
     """
     if getattr(config.option, "numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
         return
+    from emokeras.cli import skip_the_collection_at_exit
     from emokeras.quiet import held_back_stderr
 
     with held_back_stderr():  # the lines TensorFlow writes before it reads the level
@@ -55,6 +56,8 @@ def pytest_configure(config):
     # small models, whose first step it lengthens by half (a joint H-MM-4 fit of two steps: 27 and 31 s with it, 18
     # and 21 s without). Commands the tests start run with it, as a user's do.
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    # The process ends as a finished command does: pytest-xdist's controller waits for its workers to exit.
+    skip_the_collection_at_exit()
 
 
 # Fixtures that train, export or start processes: a test using one is `large` (`pytest -m "not large"` leaves it).

@@ -6,6 +6,8 @@ and what makes two runs different.
 
 import dataclasses
 import shlex
+import subprocess
+import sys
 
 import pytest
 from absl import flags
@@ -102,3 +104,32 @@ def test_hyperparameters_are_the_identity_settings_in_tensorboard_types():
     assert values["bucket_boundaries"] == "100,200,300,400,500,600"
     assert "output" not in values and "data" not in values and "overwrite" not in values
     assert all(isinstance(value, (bool, int, float, str)) for value in values.values())
+
+
+# A command whose main ends as asked; an exit handler registered first runs last and prints the frozen objects.
+_ENDING = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen", gc.get_freeze_count()))
+from emokeras import cli
+
+ending = sys.argv.pop(1)
+
+def main(argv):
+    if ending == "error":
+        raise ValueError("a bad input")
+    return int(ending)
+
+cli.run_command(main, lambda: None)
+"""
+
+
+@pytest.mark.parametrize("ending,status,skipped", [("0", 0, True), ("3", 3, True), ("error", 1, False)])
+def test_a_command_whose_main_returned_skips_the_collection_at_exit(ending, status, skipped):
+    """A finished command's exit does not walk its objects for cycles (cli.skip_the_collection_at_exit).
+
+    One stopped by an error keeps the collection, which closes what it left open.
+    """
+    done = subprocess.run([sys.executable, "-c", _ENDING, ending], capture_output=True, text=True, timeout=60)
+    assert done.returncode == status, done.stderr[-2000:]
+    frozen = int(done.stdout.split("frozen")[-1])
+    assert (frozen > 0) == skipped, done.stdout

@@ -68,18 +68,19 @@ LARGE_FIXTURES = {"b_aco_1_run", "h_mm_4_run", "two_replicas", "distributed_sear
 # Under pytest-xdist (`--dist loadgroup`, pyproject.toml) a group of tests goes to one worker, which builds its shared
 # run while the other worker runs something else: a test of another worker would wait for the build. The groups go
 # out first, in this order: the first to one worker, the second (which needs no demo corpus) to the other.
-SHARED_GROUPS = ("h_mm_4_run", "without the demo corpus", "distributed_search", "two_replicas")
+WITHOUT_DEMO = "without the demo corpus"
+SHARED_GROUPS = ("h_mm_4_run", WITHOUT_DEMO, "distributed_search", "two_replicas")
 
 
 def _group(item) -> str | None:
-    """The shared-run group of `item`, if any (see SHARED_GROUPS)."""
+    """The group of a large test: the first shared run it reads, or WITHOUT_DEMO; None for the others."""
     fixtures = set(getattr(item, "fixturenames", ()))
     if item.get_closest_marker("large") is None:
         return None
-    for name in ("h_mm_4_run", "distributed_search", "two_replicas"):
+    for name in SHARED_GROUPS:
         if name in fixtures:
             return name
-    return "without the demo corpus" if "demo_data" not in fixtures else None
+    return WITHOUT_DEMO if "demo_data" not in fixtures else None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist names each test's group in its id

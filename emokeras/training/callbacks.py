@@ -137,7 +137,9 @@ class ValidationFigures(keras.callbacks.Callback):
         """Builds the inspection model and the TensorBoard writer."""
         inspection = inspection_model(self.inspected)
         self._input_names = tuple(inspection.input)
-        self._infer = tf.function(lambda inputs: inspection(inputs, training=False), reduce_retracing=True)
+        # Traced once, for any batch: the validation batches differ in size and length, the figures' rows are single.
+        self._infer = tf.function(lambda inputs: inspection(inputs, training=False),
+                                  input_signature=[self._select(self.dataset.element_spec[0])])
         self._draws_words = "word_vectors" in self._input_names and len(inspection.output) > 1
         self._writer = tf.summary.create_file_writer(self.log_dir)
 

@@ -99,12 +99,16 @@ def evaluate(model, config: TrainConfig, data_dir: str) -> tuple[dict, pd.DataFr
     """
     manifest = tfrecords.read_manifest(data_dir)
     class_names = tfrecords.class_names(manifest)
-    infer = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    splits = {split: pipelines.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size,
+                                            with_ids=True, data_config=config.data_config)
+              for split in pipelines.evaluated_splits(manifest, config.fold)}
+    # Traced once, for any batch: the batches differ in size and length.
+    signature = select_inputs(model, next(iter(splits.values())).element_spec[0])
+    infer = tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
     tables, scores = [], {}
-    for split in pipelines.evaluated_splits(manifest, config.fold):
+    for split, batches in splits.items():
         ids, speakers, labels, probabilities = [], [], [], []
-        for inputs, label in pipelines.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size,
-                                               with_ids=True, data_config=config.data_config):
+        for inputs, label in batches:
             probabilities.append(infer(select_inputs(model, inputs)).numpy())
             ids += [value.decode() for value in inputs["utterance_id"].numpy()]
             speakers += [value.decode() for value in inputs["speaker"].numpy()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from emokeras.config import ModelConfig
 from emokeras.data.features.acoustic import NUM_FEATURES
@@ -171,6 +172,16 @@ def build_model(name: str, config: ModelConfig | None = None, *, num_features: i
 def select_inputs(model: keras.Model, inputs: dict) -> dict:
     """The entries of a pipeline's `inputs` dict that `model` reads."""
     return {key: inputs[key] for key in model.input}
+
+
+def inference_function(model: keras.Model, element_spec):
+    """`model(inputs, training=False)` for a pipeline's batches, traced once for any of them.
+
+    `element_spec`: the batched `(inputs, label)` dataset's; call the function with `select_inputs(model, inputs)`.
+    Traced for the first batch's shapes instead, it would be traced again as batch sizes and lengths vary.
+    """
+    return tf.function(lambda inputs: model(inputs, training=False),
+                       input_signature=[select_inputs(model, element_spec[0])])
 
 
 def inspection_model(model: keras.Model) -> keras.Model:

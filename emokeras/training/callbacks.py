@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from emokeras.models.builders import inspection_model
+from emokeras.models.builders import inference_function, inspection_model, select_inputs
 from emokeras.models.metrics import UnweightedAccuracy
 from emokeras.models.specs import CLASS_NAMES
 from emokeras.training import figures
@@ -135,22 +135,18 @@ class ValidationFigures(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         """Builds the inspection model and the TensorBoard writer."""
-        inspection = inspection_model(self.inspected)
-        self._input_names = tuple(inspection.input)
-        # Traced once, for any batch: the validation batches differ in size and length, the figures' rows are single.
-        self._infer = tf.function(lambda inputs: inspection(inputs, training=False),
-                                  input_signature=[self._select(self.dataset.element_spec[0])])
-        self._draws_words = "word_vectors" in self._input_names and len(inspection.output) > 1
+        self._inspection = inspection_model(self.inspected)
+        self._input_names = tuple(self._inspection.input)
+        # For the validation batches and the figures' single rows alike.
+        self._infer = inference_function(self._inspection, self.dataset.element_spec)
+        self._draws_words = "word_vectors" in self._input_names and len(self._inspection.output) > 1
         self._writer = tf.summary.create_file_writer(self.log_dir)
-
-    def _select(self, inputs):
-        return {name: inputs[name] for name in self._input_names}
 
     def on_epoch_end(self, epoch, logs=None):
         """Draws the epoch's figures and writes them to TensorBoard."""
         unweighted = UnweightedAccuracy(len(self.class_names))
         for inputs, labels in self.dataset:
-            unweighted.update_state(labels, self._infer(self._select(inputs))["probabilities"])
+            unweighted.update_state(labels, self._infer(select_inputs(self._inspection, inputs))["probabilities"])
         matrix = unweighted.confusion.numpy().astype(np.int64)
         ua = float(unweighted.result())
         images = {"confusion_matrix": figures.confusion_matrix_png(

@@ -41,7 +41,7 @@ from emokeras.config import PrepareConfig, TrainConfig
 from emokeras.data import pipelines, tfrecords
 from emokeras.data.preparation import prepare_corpus
 from emokeras.files import exclusive, reported_write_errors, write_json, write_text
-from emokeras.models.builders import select_inputs
+from emokeras.models.builders import inference_function, select_inputs
 from emokeras.models.specs import model_spec
 from emokeras.serving.export import export_saved_model
 from emokeras.settings import identity_differences
@@ -102,9 +102,7 @@ def evaluate(model, config: TrainConfig, data_dir: str) -> tuple[dict, pd.DataFr
     splits = {split: pipelines.make_dataset(data_dir, config.fold, split, batch_size=config.batch_size,
                                             with_ids=True, data_config=config.data_config)
               for split in pipelines.evaluated_splits(manifest, config.fold)}
-    # Traced once, for any batch: the batches differ in size and length.
-    signature = select_inputs(model, next(iter(splits.values())).element_spec[0])
-    infer = tf.function(lambda inputs: model(inputs, training=False), input_signature=[signature])
+    infer = inference_function(model, next(iter(splits.values())).element_spec)
     tables, scores = [], {}
     for split, batches in splits.items():
         ids, speakers, labels, probabilities = [], [], [], []

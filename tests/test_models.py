@@ -1,4 +1,4 @@
-"""emokeras.models.builders.
+"""emokeras.models.builders, and the export's one trace of a model.
 
 Masks make padding and (for speaker-frame models) silence irrelevant; compacted speaker frames equal the masked
 implementation; normalisation lives in the model; inspection outputs. (Every model trains a step and predicts in
@@ -77,6 +77,28 @@ def test_save_and_load_keep_predictions(tmp_path):
     model.save(path)
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(infer(loaded, inputs), infer(model, inputs), rtol=1e-5)
+
+
+def test_the_export_traces_the_model_once_and_answers_as_it(tmp_path):
+    """The serving signature is the one trace (saving a tf.function, or Keras' ExportArchive, traced it three times)."""
+    from unittest import mock
+
+    from emokeras.serving import export
+
+    model = small_model("H-MM-4", frame_mean=np.ones(NUM_FEATURES, "float32"))
+    inputs = builders.select_inputs(model, batch())
+    call, calls = keras.Model.__call__, []
+
+    def counted(self, *args, **kwargs):
+        calls.extend([self] if self is model else [])
+        return call(self, *args, **kwargs)
+
+    with mock.patch.object(keras.Model, "__call__", counted):
+        export.export_saved_model(model, str(tmp_path / "fold-3"), onnx=False)
+    assert len(calls) == 1
+    serve = export.load_serving(str(tmp_path / "fold-3"))
+    served = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    np.testing.assert_allclose(served["probabilities"].numpy(), infer(model, inputs), rtol=1e-5, atol=1e-6)
 
 
 def test_inspection_model_gives_attention_weights_and_gates():

@@ -104,10 +104,12 @@ def export_saved_model(model: keras.Model, path: str, metadata: dict | None = No
     if os.path.isdir(partial):
         shutil.rmtree(partial)
     with generic_lstm_kernels(model):  # a graph any device (and tf2onnx) can run
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(SIGNATURE, serve, input_signature=[specs])
-        archive.write_out(partial, verbose=False)
+        # Traced once: saved as a concrete function. (Given the tf.function, saving traces it again; Keras'
+        # ExportArchive also traces the model's own default signature: three traces of the model in all.)
+        signature = tf.function(serve, input_signature=[specs], autograph=False).get_concrete_function()
+    root = tf.Module()
+    root.variables_read = list(signature.variables)  # a saved function's variables must be reachable from the root
+    tf.saved_model.save(root, partial, signatures={SIGNATURE: signature})
     os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
     facts = {
         "class_names": class_names,

@@ -347,7 +347,8 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
     """Interrupted in its second epoch; the rerun then resumes (exactly: tests/test_train.py checks that)."""
     command = [sys.executable, "-m", "emokeras.train", "--model", "B-ACO-1", "--fold", "3", "--epochs", "20",
                "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "32", "--data", demo_data,
-               "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx"]
+               "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx",
+               "--max_frames", "100"]
     with ctrl_c_as_at_a_terminal():
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    env=user_environment())

@@ -31,7 +31,7 @@ from emokeras.training.experiment import Experiment, RunMismatch
 from emokeras.training.tasks import build_compiled_model, build_multiview_model
 
 from helpers.cudnn import lstm_layers
-from helpers.runs import small_config
+from helpers.runs import FIRST_SECOND, small_config
 
 
 def read_history(config):
@@ -277,7 +277,7 @@ def test_a_run_interrupted_in_epoch_2_ends_exactly_as_an_uninterrupted_one(tmp_p
     """
     caplog.set_level(logging.INFO, logger="emokeras")
     views = MultiViewConfig(mode=multiview_mode, view="B-LEX") if multiview_mode else MultiViewConfig()
-    whole = small_config(tmp_path / "whole", demo_data, epochs=2, seed=5, multiview=views,
+    whole = small_config(tmp_path / "whole", demo_data, epochs=2, seed=5, multiview=views, data_config=FIRST_SECOND,
                          model_config=dataclasses.replace(small_config(tmp_path, demo_data).model_config, dropout=0.3))
     resumed = dataclasses.replace(whole, output=str(tmp_path / "resumed" / "runs"),
                                   saved_models=str(tmp_path / "resumed" / "saved_models"))

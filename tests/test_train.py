@@ -127,6 +127,48 @@ def test_tensorboard_has_figures_per_epoch_and_the_hyperparameters(trained):
     assert start.hparams["multiview"].string_value == "none"
 
 
+@pytest.mark.filterwarnings("ignore:Your input ran out of data")  # a generator's length is known after a pass
+def test_the_validation_figure_draws_fits_own_validation_pass(tmp_path):
+    """Each epoch's confusion matrix is the one fit's validation pass counted: the split is read once an epoch."""
+    from unittest import mock
+
+    from emokeras.models.metrics import UnweightedAccuracy, WeightedAccuracy
+    from emokeras.training import figures
+    from emokeras.training.callbacks import ValidationFigures
+
+    from helpers.models import batch, small_model
+
+    model = small_model("B-ACO-1")
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                  metrics=[UnweightedAccuracy(), WeightedAccuracy()])
+    inputs, labels = builders.select_inputs(model, batch()), np.array([0, 1, 1], "int32")
+    passes = []
+
+    def validation_batches():
+        passes.append(1)
+        yield inputs, labels
+
+    validation = tf.data.Dataset.from_generator(validation_batches, output_signature=(
+        {name: tf.TensorSpec((None, *value.shape[1:]), value.dtype) for name, value in inputs.items()},
+        tf.TensorSpec((None,), tf.int32)))
+    drawn, draw = [], figures.confusion_matrix_png
+
+    def recorded(matrix, class_names, title):
+        drawn.append((matrix, title))
+        return draw(matrix, class_names, title)
+
+    with mock.patch.object(figures, "confusion_matrix_png", recorded):
+        history = model.fit(tf.data.Dataset.from_tensors((inputs, labels)), validation_data=validation, epochs=2,
+                            shuffle=False, verbose=0,
+                            callbacks=[ValidationFigures(model, validation, [], str(tmp_path))]).history
+    assert len(passes) == 2 and len(drawn) == 2
+    predicted = np.argmax(keras.ops.convert_to_numpy(model(inputs, training=False)), axis=-1)
+    expected = np.zeros((4, 4), np.int64)
+    np.add.at(expected, (labels, predicted), 1)
+    np.testing.assert_array_equal(drawn[-1][0], expected)
+    assert drawn[-1][1] == f"validation, epoch 2: UA {history['val_unweighted_accuracy'][-1]:.4f}"
+
+
 def test_predictions_hold_every_evaluated_utterance_and_give_the_results_scores(trained, demo_data):
     import pandas as pd
 

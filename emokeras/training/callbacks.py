@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
-from emokeras.models.builders import inference_function, inspection_model, select_inputs
+from emokeras.models.builders import inference_function, inspection_model
 from emokeras.models.metrics import UnweightedAccuracy
 from emokeras.models.specs import CLASS_NAMES
 from emokeras.training import figures
@@ -113,7 +113,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 class ValidationFigures(keras.callbacks.Callback):
     """Writes figures of the validation speaker to TensorBoard after each epoch.
 
-    - `confusion_matrix`: the validation confusion matrix (the paper's Figures 9 and 10);
+    - `confusion_matrix`: the validation confusion matrix (the paper's Figures 9 and 10), as `fit`'s validation pass
+      left it in the fitted model's `UnweightedAccuracy` (the validation split is not run a second time);
     - `attention`, for models that read words and have context attention or a
       GMU: the paper's Figure 3 for the first `examples` utterances (words
       shaded by attention weight, bars for the GMU's acoustic vs lexical share).
@@ -121,7 +122,7 @@ class ValidationFigures(keras.callbacks.Callback):
     Args:
       inspected: the model to draw (the deployable one: for multi-view
         learning, the acoustic student), not the model being fitted.
-      dataset: the batched validation `(inputs, labels)`.
+      dataset: the batched validation `(inputs, labels)` that `fit` validates on.
       examples: parsed single utterances (`emokeras.data.pipelines.parse_example`
         dicts, with their words) for Figure 3.
       log_dir: TensorBoard folder of the validation writer.
@@ -134,24 +135,23 @@ class ValidationFigures(keras.callbacks.Callback):
         self.class_names = list(class_names)
 
     def on_train_begin(self, logs=None):
-        """Builds the inspection model and the TensorBoard writer."""
+        """Builds Figure 3's model (if drawn) and the TensorBoard writer."""
         self._inspection = inspection_model(self.inspected)
         self._input_names = tuple(self._inspection.input)
-        # For the validation batches and the figures' single rows alike.
-        self._infer = inference_function(self._inspection, self.dataset.element_spec)
-        self._draws_words = "word_vectors" in self._input_names and len(self._inspection.output) > 1
+        self._draws_words = ("word_vectors" in self._input_names and len(self._inspection.output) > 1
+                             and bool(self.examples))
+        if self._draws_words:  # traced once, for the figures' single rows
+            self._infer = inference_function(self._inspection, self.dataset.element_spec)
         self._writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_epoch_end(self, epoch, logs=None):
         """Draws the epoch's figures and writes them to TensorBoard."""
-        unweighted = UnweightedAccuracy(len(self.class_names))
-        for inputs, labels in self.dataset:
-            unweighted.update_state(labels, self._infer(select_inputs(self._inspection, inputs))["probabilities"])
-        matrix = unweighted.confusion.numpy().astype(np.int64)
+        [unweighted] = [metric for metric in _all_metrics(self.model) if isinstance(metric, UnweightedAccuracy)]
+        matrix = keras.ops.convert_to_numpy(unweighted.confusion).astype(np.int64)
         ua = float(unweighted.result())
         images = {"confusion_matrix": figures.confusion_matrix_png(
             matrix, self.class_names, f"validation, epoch {epoch + 1}: UA {ua:.4f}")}
-        if self._draws_words and self.examples:
+        if self._draws_words:
             images["attention"] = figures.attention_png([self._figure_row(example) for example in self.examples])
         with self._writer.as_default():
             for name, png in images.items():
@@ -168,6 +168,14 @@ class ValidationFigures(keras.callbacks.Callback):
                 "acoustic_share": None if gate is None else gate.mean(axis=-1),
                 "title": f"{example['utterance_id'].numpy().decode()}: true {self.class_names[int(example['label'])]}, "
                          f"predicted {predicted}"}
+
+
+def _all_metrics(model) -> list:
+    """`model.metrics`, with the metrics Keras' compiled-metrics container holds in place of the container."""
+    found = []
+    for metric in model.metrics:
+        found += getattr(metric, "metrics", None) or [metric]
+    return found
 
 
 def write_hyperparameters(log_dir: str, values: dict, trial_id: str) -> None:

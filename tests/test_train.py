@@ -1,7 +1,7 @@
 """emokeras.training.experiment at small sizes.
 
-The run folder, best-epoch selection, resuming after an interruption at any point, a run's identity, one writer per run
-folder, the exported SavedModel, and two replicas against one.
+The run folder, the validation figure, best-epoch selection, resuming after an interruption at any point, a run's
+identity, one writer per run folder, the exported SavedModel, and two replicas against one.
 """
 
 import csv

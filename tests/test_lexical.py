@@ -66,3 +66,24 @@ def test_encoder_names():
     assert encoder_name("https://tfhub.dev/google/elmo/3") == "elmo-3"
     assert encoder_name("/models/char-ngram-256/") == "char-ngram-256"
     assert encoder_name("downloads/my model.tar.gz") == "my-model"
+
+
+def test_the_module_imports_tensorflow_hub_only_to_load_an_encoder():
+    """Training and prediction import this module; TensorFlow Hub (with pkg_resources and tf_keras) is not loaded."""
+    import importlib
+    import sys
+
+    import emokeras.data.features
+
+    name = "emokeras.data.features.lexical"
+    saved = {key: module for key, module in sys.modules.items()
+             if key == name or key.split(".")[0] in ("tensorflow_hub", "tf_keras")}
+    for key in saved:
+        del sys.modules[key]
+    try:
+        importlib.import_module(name)
+        assert not [key for key in sys.modules if key.split(".")[0] in ("tensorflow_hub", "tf_keras")]
+    finally:  # this process's other tests keep the modules they imported
+        sys.modules.update(saved)
+        if name in saved:
+            emokeras.data.features.lexical = saved[name]

@@ -25,7 +25,6 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_hub as hub
 
 
 class CharNgramEncoder(tf.Module):
@@ -81,6 +80,10 @@ class TextEncoder:
     """
 
     def __init__(self, handle: str):
+        # Here rather than at the top: importing tensorflow_hub (with pkg_resources and tf_keras) takes about 0.6 s,
+        # which every training and prediction process would pay for an encoder only preparation loads.
+        import tensorflow_hub as hub
+
         self.handle = handle
         self._module = hub.load(handle)
         signatures = getattr(self._module, "signatures", {})

@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import types
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from emokeras.data.features.acoustic import (
     NUM_FEATURES,
     FeatureError,
     Worker,
+    WorkerPool,
     _extractor,
     extract_frames_parallel,
     frames_from_table,
@@ -277,3 +279,51 @@ def test_a_dead_worker_is_reported_not_waited_for(tmp_path):
             worker.call("frames", str(tmp_path / "a.wav"))
     finally:
         worker.close()
+
+
+def test_a_closed_pools_workers_serve_the_next_pool(tmp_path):
+    """A worker's start costs about a second of CPU: this process's next pool takes the workers a closed one gave."""
+    write_wav(tmp_path / "a.wav", tone(0.5))
+    with WorkerPool(2) as pool:
+        [(_, first, _)] = pool.map([str(tmp_path / "a.wav")])
+        given = {worker._process.pid for worker in pool._pool}
+    with WorkerPool(1) as pool:
+        [(_, again, _)] = pool.map([str(tmp_path / "a.wav")])
+        assert {worker._process.pid for worker in pool._pool} <= given
+    np.testing.assert_array_equal(again, first)
+
+
+def test_a_worker_with_an_answer_unread_is_ended_not_given_out(tmp_path, monkeypatch):
+    """A call stopped between request and answer (Ctrl-C) leaves the answer in the pipe: the worker is not reused.
+
+    Reused, it would answer the next request with the stopped one's frames.
+    """
+    write_wav(tmp_path / "short.wav", tone(0.5))
+    write_wav(tmp_path / "long.wav", tone(1.0))
+    pool = WorkerPool(1)
+
+    def interrupted(stream):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(acoustic_module, "pickle", types.SimpleNamespace(
+        dump=pickle.dump, load=interrupted, HIGHEST_PROTOCOL=pickle.HIGHEST_PROTOCOL))
+    with pytest.raises(KeyboardInterrupt):
+        pool.call("frames", str(tmp_path / "short.wav"))
+    monkeypatch.undo()
+    [stopped] = pool._pool
+    pool.close()
+    assert stopped._process.wait(timeout=60) is not None  # ended
+    with WorkerPool(1) as again:
+        [(_, frames, error)] = again.map([str(tmp_path / "long.wav")])
+        assert stopped not in again._pool
+    assert error is None and frames.shape == (expected_frames(16000), NUM_FEATURES)
+
+
+def test_a_worker_no_pool_takes_ends_after_idle_seconds(monkeypatch):
+    monkeypatch.setattr(acoustic_module, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(acoustic_module.os, "cpu_count", lambda: 1)  # at most one worker waits
+    with WorkerPool(2) as pool:
+        pool._start(2)
+        first, second = pool._pool
+    assert second._process.wait(timeout=60) is not None  # given back second: no room, ended at once
+    assert first._process.wait(timeout=60) is not None  # waited half a second, then ended

@@ -3,7 +3,8 @@
 Constructing `opensmile.Smile` in a process that has imported TensorFlow aborts it (`malloc(): invalid size`):
 `FrameSource` is the one place that decides. With one worker and no TensorFlow loaded (the ONNX runtime), openSMILE
 runs here, without a worker's start-up; otherwise in `workers` worker processes (`features.acoustic.WorkerPool`),
-started on first use and kept until `close`. Either way the frames are the same.
+started on first use and kept until `close`, which gives them back for this process's next pool. Either way the frames
+are the same.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ class FrameSource:
         return [pool.call("signal", piece) for piece in pieces]
 
     def close(self) -> None:
-        """Ends the worker processes (a later call starts them again)."""
+        """Gives the worker processes back (see `features.acoustic.WorkerPool`); a later call takes workers again."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
 
     def __del__(self):
-        self.close()  # a recogniser dropped without close() leaves no worker behind
+        self.close()  # a recogniser dropped without close() keeps no worker to itself

@@ -206,7 +206,7 @@ class Recognizer:
             raise ValueError(f"segmentation {options['segmentation']!r}: choose one of {', '.join(SEGMENTATIONS)}")
 
     def close(self) -> None:
-        """Ends the openSMILE worker processes, if any were started."""
+        """Gives the openSMILE worker processes back, if any were started (`features.acoustic.WorkerPool`)."""
         self._frames.close()
 
     def __enter__(self):

@@ -10,6 +10,7 @@ anything that does.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import signal
@@ -290,6 +291,7 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
         self._process = subprocess.Popen([sys.executable, "-m", "emokeras.data.features.acoustic"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self._answered = True  # every request sent has had its answer read
 
     def call(self, kind, argument):
         """Sends one request and returns its answer.
@@ -298,13 +300,20 @@ class Worker:
           RuntimeError: the worker died (a broken pipe on the way in, or end of
             stream on the way out), naming its exit code and the request.
         """
+        self._answered = False
         try:
             pickle.dump((kind, argument), self._process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._process.stdin.flush()
-            return pickle.load(self._process.stdout)
+            answer = pickle.load(self._process.stdout)
         except (EOFError, OSError):
             code = self._process.wait()
             raise RuntimeError(f"openSMILE worker exited with code {code} while processing {argument}") from None
+        self._answered = True
+        return answer
+
+    def reusable(self) -> bool:
+        """Alive, and no answer left unread (a call stopped midway, by Ctrl-C say, would leave one)."""
+        return self._answered and self._process.poll() is None
 
     def close(self):
         """Ends the worker: it reads the end of its input and exits."""
@@ -316,13 +325,95 @@ class Worker:
         self._process.wait()
 
 
+IDLE_SECONDS = 300.0  # how long a worker given back by a closed pool waits for another pool before it ends
+
+
+class _IdleWorkers:
+    """Workers that closed pools gave back, for this process's next pools.
+
+    A worker's start costs about a second of CPU (Python, opensmile's imports, building `Smile`), which a session
+    making many recognisers or preparations, with TensorFlow loaded, would otherwise pay each time (joblib's reusable
+    executor keeps its workers for the same reason). A worker waits at most `IDLE_SECONDS`, then ends; all end at
+    exit; at most one per core waits. A worker that died or has an answer unread is ended, never given out.
+    """
+
+    def __init__(self):
+        self._forget()
+        atexit.register(self.end_all)
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """No worker waiting. In a forked child: the parent's workers are forgotten, not ended (they are its)."""
+        self._lock = threading.Lock()
+        self._waiting: list[tuple[Worker, float]] = []  # (worker, when it was given back), oldest first
+        self._timer: threading.Timer | None = None
+        self._deadline = 0.0  # when the timer fires
+
+    def take(self) -> Worker:
+        """A waiting worker, or a new one."""
+        with self._lock:
+            worker = self._waiting.pop()[0] if self._waiting else None
+        if worker is not None and worker.reusable():
+            return worker
+        if worker is not None:
+            worker.close()
+            return self.take()
+        return Worker()
+
+    def give(self, worker: Worker) -> None:
+        """Keeps `worker` for the next pool if it can serve one, otherwise ends it."""
+        if worker.reusable():
+            with self._lock:
+                if len(self._waiting) < (os.cpu_count() or 1):
+                    now = time.monotonic()
+                    self._waiting.append((worker, now))
+                    self._schedule(now + IDLE_SECONDS)
+                    return
+        worker.close()
+
+    def _schedule(self, deadline: float) -> None:
+        """The next look for expired workers at `deadline` (monotonic time), unless one is due sooner."""
+        if self._timer is not None:
+            if self._deadline <= deadline:
+                return
+            self._timer.cancel()
+        self._deadline = deadline
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._end_expired)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _end_expired(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            expired = [worker for worker, since in self._waiting if now - since >= IDLE_SECONDS]
+            self._waiting = [(worker, since) for worker, since in self._waiting if now - since < IDLE_SECONDS]
+            self._timer = None
+            if self._waiting:
+                self._schedule(min(since for _, since in self._waiting) + IDLE_SECONDS)
+        for worker in expired:
+            worker.close()
+
+    def end_all(self) -> None:
+        """Ends every waiting worker (at exit)."""
+        with self._lock:
+            ended, self._waiting = self._waiting, []
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        for worker, _ in ended:
+            worker.close()
+
+
+_idle = _IdleWorkers()
+
+
 def names_in_worker() -> list[str]:
     """`feature_names()`, computed in a worker process (safe after TensorFlow is imported)."""
-    worker = Worker()
+    worker = _idle.take()
     try:
         return worker.call("names", None)
     finally:
-        worker.close()
+        _idle.give(worker)
 
 
 def request_name(request) -> str:
@@ -338,7 +429,8 @@ class WorkerPool:
 
     `map` extracts many requests in parallel and yields in input order, at most `AHEAD` requests per worker ahead
     of the caller (memory does not grow with the number of requests). A worker that dies is replaced, its request
-    reported as failed. Close the pool (or use it as a context manager) to end the workers.
+    reported as failed. Close the pool (or use it as a context manager) to give its workers back: this process's
+    next pool takes them rather than starting new ones, and a worker no pool takes within `IDLE_SECONDS` ends.
 
     Args:
       workers: worker processes.
@@ -358,14 +450,14 @@ class WorkerPool:
         return False
 
     def close(self) -> None:
-        """Ends every worker of the pool."""
+        """Gives every worker of the pool back (see the class)."""
         for worker in self._pool:
-            worker.close()
+            _idle.give(worker)
         self._pool = []
 
     def _start(self, count: int) -> None:
         while len(self._pool) < count:
-            self._pool.append(Worker())
+            self._pool.append(_idle.take())
 
     def call(self, kind, argument):
         """One request to the first worker (see `Worker.call`); a dead worker is replaced for the next call."""
@@ -393,7 +485,7 @@ class WorkerPool:
                 order.report(index, answer)
                 if failed:  # the worker died, or its answer could not be read: the file is reported, a new worker
                     self._pool[slot].close()
-                    self._pool[slot] = Worker()
+                    self._pool[slot] = _idle.take()
         finally:  # a feeder that stops, however it stops, wakes the reader, which then stops waiting for it
             order.wake()
 
@@ -497,7 +589,7 @@ class _Progress:
 
 def extract_frames_parallel(paths: Iterable, workers: int = 2, progress: bool = True,
                             label: str = "openSMILE") -> Iterator[tuple]:
-    """`WorkerPool(workers).map(paths)`, its workers ended when the iteration ends (see `WorkerPool.map`)."""
+    """`WorkerPool(workers).map(paths)`, its workers given back when the iteration ends (see `WorkerPool`)."""
     with WorkerPool(workers) as pool:
         yield from pool.map(paths, progress=progress, label=label)
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from emokeras.data import alignments, pipelines, tfrecords
 from emokeras.data.corpus import demo
 from emokeras.data.corpus.iemocap import parse_utterance_id, read_iemocap
+from emokeras.data.features.acoustic import end_idle_workers
 from emokeras.data.preparation import NO_WORD_READ, prepare_corpus
 from emokeras.files import OutputError
 
@@ -152,11 +153,13 @@ def test_a_full_disk_stops_preparation_clearly_and_marks_nothing_complete(tmp_pa
         return real_write(self, serialized)
 
     monkeypatch.setattr(tfrecords.ShardWriter, "write", write)
+    end_idle_workers()  # the workers earlier tests gave back, and the timer that ends them
     threads = threading.active_count()
     with pytest.raises(OutputError, match=rf"^{re.escape(data_dir)}.partial: could not write the TFRecords \(the "
                                           r"disk is full\); nothing there is marked complete"):
         prepare_corpus(config)
     assert not os.path.exists(data_dir) and not os.path.exists(data_dir + ".partial")
+    end_idle_workers()  # the workers given back; one the failed preparation kept would still run
     assert threading.active_count() == threads  # the feeder threads stopped
     assert not [pid for pid in os.listdir("/proc") if pid.isdigit() and _is_worker_of_this_process(pid)]
     monkeypatch.undo()

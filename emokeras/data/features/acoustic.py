@@ -394,17 +394,26 @@ class _IdleWorkers:
             worker.close()
 
     def end_all(self) -> None:
-        """Ends every waiting worker (at exit)."""
+        """Ends every waiting worker, and the timer that would have."""
         with self._lock:
             ended, self._waiting = self._waiting, []
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            timer, self._timer = self._timer, None
+        if timer is not None:  # outside the lock, which a firing timer may be waiting for
+            timer.cancel()
+            timer.join()
         for worker, _ in ended:
             worker.close()
 
 
 _idle = _IdleWorkers()
+
+
+def end_idle_workers() -> None:
+    """Ends now the workers closed pools gave back, rather than after `IDLE_SECONDS` or at exit (frees their memory).
+
+    A pool still open keeps its own.
+    """
+    _idle.end_all()
 
 
 def names_in_worker() -> list[str]:

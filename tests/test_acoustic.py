@@ -4,10 +4,12 @@ openSMILE only ever runs in worker processes here: this pytest process
 imports TensorFlow, after which constructing `opensmile.Smile` aborts.
 """
 
+import os
 import pickle
 import subprocess
 import sys
 import threading
+import time
 import types
 
 import numpy as np
@@ -327,3 +329,24 @@ def test_a_worker_no_pool_takes_ends_after_idle_seconds(monkeypatch):
         first, second = pool._pool
     assert second._process.wait(timeout=60) is not None  # given back second: no room, ended at once
     assert first._process.wait(timeout=60) is not None  # waited half a second, then ended
+
+
+def test_a_pool_closed_as_the_interpreter_ends_ends_its_workers_and_the_process_ends(tmp_path):
+    """A frame source left open is closed by the interpreter's end, after the atexit handlers.
+
+    Its workers are then ended, not given back: a timer started at that point never runs, and the interpreter waited
+    for its thread for ever.
+    """
+    write_wav(tmp_path / "a.wav", tone(0.5))
+    script = ("from emokeras.serving.frames import FrameSource\n"
+              "source = FrameSource(workers=2)\n"
+              f"[(_, frames, error)] = source.frames([{str(tmp_path / 'a.wav')!r}])\n"
+              "print(frames.shape[0], *(worker._process.pid for worker in source._pool._pool))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows, *pids = map(int, done.stdout.split())
+    assert rows == expected_frames(8000) and pids
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids), "a worker outlived the process"

@@ -339,8 +339,14 @@ class _IdleWorkers:
 
     def __init__(self):
         self._forget()
-        atexit.register(self.end_all)
+        self._exiting = False
+        atexit.register(self._at_exit)
         os.register_at_fork(after_in_child=self._forget)
+
+    def _at_exit(self) -> None:
+        """Ends the waiting workers; a pool closed later, as the interpreter ends, ends its own (no timer then)."""
+        self._exiting = True
+        self.end_all()
 
     def _forget(self) -> None:
         """No worker waiting. In a forked child: the parent's workers are forgotten, not ended (they are its)."""
@@ -362,7 +368,7 @@ class _IdleWorkers:
 
     def give(self, worker: Worker) -> None:
         """Keeps `worker` for the next pool if it can serve one, otherwise ends it."""
-        if worker.reusable():
+        if worker.reusable() and not self._exiting:
             with self._lock:
                 if len(self._waiting) < (os.cpu_count() or 1):
                     now = time.monotonic()

@@ -322,6 +322,7 @@ def test_a_worker_with_an_answer_unread_is_ended_not_given_out(tmp_path, monkeyp
 
 
 def test_a_worker_no_pool_takes_ends_after_idle_seconds(monkeypatch):
+    acoustic_module.end_idle_workers()  # none waits (nor a timer of the 5 minutes set before)
     monkeypatch.setattr(acoustic_module, "IDLE_SECONDS", 0.5)
     monkeypatch.setattr(acoustic_module.os, "cpu_count", lambda: 1)  # at most one worker waits
     with WorkerPool(2) as pool:

@@ -352,39 +352,33 @@ class _IdleWorkers:
         """No worker waiting. In a forked child: the parent's workers are forgotten, not ended (they are its)."""
         self._lock = threading.Lock()
         self._waiting: list[tuple[Worker, float]] = []  # (worker, when it was given back), oldest first
-        self._timer: threading.Timer | None = None
-        self._deadline = 0.0  # when the timer fires
+        self._timer: threading.Timer | None = None  # ends the oldest waiting worker when it expires
 
     def take(self) -> Worker:
         """A waiting worker, or a new one."""
-        with self._lock:
-            worker = self._waiting.pop()[0] if self._waiting else None
-        if worker is not None and worker.reusable():
-            return worker
-        if worker is not None:
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    return Worker()
+                worker, _ = self._waiting.pop()
+            if worker.reusable():
+                return worker
             worker.close()
-            return self.take()
-        return Worker()
 
     def give(self, worker: Worker) -> None:
         """Keeps `worker` for the next pool if it can serve one, otherwise ends it."""
         if worker.reusable() and not self._exiting:
             with self._lock:
                 if len(self._waiting) < (os.cpu_count() or 1):
-                    now = time.monotonic()
-                    self._waiting.append((worker, now))
-                    self._schedule(now + IDLE_SECONDS)
+                    self._waiting.append((worker, time.monotonic()))
+                    if self._timer is None:  # a timer already set is due sooner: its worker came back earlier
+                        self._schedule(IDLE_SECONDS)
                     return
         worker.close()
 
-    def _schedule(self, deadline: float) -> None:
-        """The next look for expired workers at `deadline` (monotonic time), unless one is due sooner."""
-        if self._timer is not None:
-            if self._deadline <= deadline:
-                return
-            self._timer.cancel()
-        self._deadline = deadline
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._end_expired)
+    def _schedule(self, delay: float) -> None:
+        """The next look for expired workers, in `delay` seconds."""
+        self._timer = threading.Timer(max(0.0, delay), self._end_expired)
         self._timer.daemon = True
         self._timer.start()
 
@@ -395,7 +389,7 @@ class _IdleWorkers:
             self._waiting = [(worker, since) for worker, since in self._waiting if now - since < IDLE_SECONDS]
             self._timer = None
             if self._waiting:
-                self._schedule(min(since for _, since in self._waiting) + IDLE_SECONDS)
+                self._schedule(min(since for _, since in self._waiting) + IDLE_SECONDS - now)
         for worker in expired:
             worker.close()
 
@@ -424,11 +418,8 @@ def end_idle_workers() -> None:
 
 def names_in_worker() -> list[str]:
     """`feature_names()`, computed in a worker process (safe after TensorFlow is imported)."""
-    worker = _idle.take()
-    try:
-        return worker.call("names", None)
-    finally:
-        _idle.give(worker)
+    with WorkerPool(1) as pool:
+        return pool.call("names", None)
 
 
 def request_name(request) -> str:

@@ -17,7 +17,7 @@ from emokeras.serving import export
 
 from helpers.cudnn import MASK_ERROR, cudnn_branch, lstm_layers
 from helpers.masked_reference import build_masked_reference
-from helpers.models import NUM_FEATURES, SMALL, WORD_DIMENSION, bucket_batch, small_model
+from helpers.models import NUM_FEATURES, SMALL, WORD_DIMENSION, bucket_batch, compiled, small_model
 
 LABELS = np.array([0, 1, 2, 3, 1])
 
@@ -26,7 +26,7 @@ def test_the_simulation_fails_where_a_gpu_fails():
     """The check is live: an interior mask (silences masked in place) and a row with no frame both stop the step."""
     with cudnn_branch():
         masked = build_masked_reference("B-ACO-2", SMALL, num_features=NUM_FEATURES, word_dimension=WORD_DIMENSION)
-        masked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        compiled(masked, optimizer="sgd", loss="sparse_categorical_crossentropy")
         inputs = builders.select_inputs(masked, bucket_batch())
         with pytest.raises(tf.errors.InvalidArgumentError, match=MASK_ERROR):
             masked.fit(inputs, LABELS, batch_size=5, epochs=1, verbose=0)
@@ -50,7 +50,7 @@ def test_every_model_fits_and_predicts_on_the_cudnn_path(name):
         model = small_model(name, ModelConfig(hidden_units=8, blstm_layers=1, dropout=0.1))
         inputs = builders.select_inputs(model, bucket_batch())
         assert set(inputs) == set(model_spec(name).inputs)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+        compiled(model, optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
         before = [w.copy() for w in model.get_weights()]
         history = model.fit(inputs, LABELS, batch_size=5, epochs=1, verbose=0).history
         probabilities = model.predict(inputs, batch_size=5, verbose=0)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from emokeras.models import builders, multiview
 from emokeras.training.experiment import dtype_policy
 
-from helpers.models import bucket_batch, small_model
+from helpers.models import bucket_batch, compiled, small_model
 
 LABELS = np.array([0, 1, 2, 3, 1])
 
@@ -47,8 +47,7 @@ def multiview_step(policy):
     """One SGD step of a joint MultiViewModel from fixed weights: (loss logs, the change of every weight)."""
     with dtype_policy(policy):
         student, second = small_model("B-ACO-1+attention"), small_model("B-LEX")
-        model = multiview.MultiViewModel(student, second, mode="joint")
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model = compiled(multiview.MultiViewModel(student, second, mode="joint"), optimizer=keras.optimizers.SGD(0.5))
     before = [w.copy() for w in model.get_weights()]
     batch = multiview.add_negatives(tf.data.Dataset.from_tensors((bucket_batch(), LABELS)))
     logs = {key: values[0] for key, values in model.fit(batch, epochs=1, verbose=0).history.items()}

@@ -8,6 +8,7 @@ from keras import ops
 from emokeras.models import multiview
 
 from helpers.cudnn import cudnn_branch, lstm_layers
+from helpers.models import compiled
 
 SQRT_HALF = np.sqrt(0.5)
 
@@ -171,7 +172,7 @@ def test_multiview_modes_train_the_right_views(demo_data, mode, terms, view):
     before = [w.copy() for w in acoustic.get_weights()], [w.copy() for w in second.get_weights()]
     with cudnn_branch() as branch:
         model = multiview.MultiViewModel(acoustic, second, mode=mode)
-        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        compiled(model, optimizer=keras.optimizers.Adam(1e-2))
         logs = model.fit(train, validation_data=validation, epochs=1, verbose=0).history
         probabilities = model.predict(validation.map(lambda inputs, labels: inputs), verbose=0)
     assert branch.layers() == lstm_layers(acoustic) | lstm_layers(second) and not branch.unmasked()

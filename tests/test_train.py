@@ -136,11 +136,10 @@ def test_the_validation_figure_draws_fits_own_validation_pass(tmp_path):
     from emokeras.training import figures
     from emokeras.training.callbacks import ValidationFigures
 
-    from helpers.models import batch, small_model
+    from helpers.models import batch, compiled, small_model
 
-    model = small_model("B-ACO-1")
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
-                  metrics=[UnweightedAccuracy(), WeightedAccuracy()])
+    model = compiled(small_model("B-ACO-1"), optimizer=keras.optimizers.SGD(0.5),
+                     loss="sparse_categorical_crossentropy", metrics=[UnweightedAccuracy(), WeightedAccuracy()])
     inputs, labels = builders.select_inputs(model, batch()), np.array([0, 1, 1], "int32")
     passes = []
 

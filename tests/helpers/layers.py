@@ -9,6 +9,8 @@ import os
 import keras
 import numpy as np
 
+from helpers.models import compiled
+
 
 def run_layer_test(layer_class, init_kwargs, input_data, expected_output_shape, tmp_path,
                    expected_num_trainable_weights=0, expected_num_non_trainable_weights=0,
@@ -73,8 +75,8 @@ def _fit_step(symbolic_inputs, outputs, arrays, trainable):
     """One SGD step through the layer's first floating output: a finite loss, and new weights if it has any."""
     first = next(o for o in outputs if "float" in str(o.dtype))
     pooled = _MeanOverSteps()(first) if len(first.shape) == 3 else first
-    trainer = keras.Model(symbolic_inputs, keras.layers.Dense(1)(pooled))
-    trainer.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    trainer = compiled(keras.Model(symbolic_inputs, keras.layers.Dense(1)(pooled)), optimizer=keras.optimizers.SGD(0.1),
+                       loss="mse")
     before = [w.copy() for w in trainer.get_weights()]
     history = trainer.fit(arrays, np.ones((arrays[0].shape[0], 1)), epochs=1, batch_size=arrays[0].shape[0],
                           verbose=0)

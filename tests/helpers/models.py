@@ -12,6 +12,18 @@ WORD_DIMENSION = 6
 NUM_FEATURES = 5
 
 
+def compiled(model, **compile_args):
+    """`model`, compiled with `compile_args` and its optimizer's variables made: its first `fit` traces one step.
+
+    Outside a distribution strategy Keras makes the optimizer's variables in the first training step, while it is
+    traced, and TensorFlow then traces the step again without them (tensorflow/tensorflow#48851): a one-step `fit`
+    takes about twice as long. Runs (`Experiment`, the tuner) train under a strategy, where Keras makes them before.
+    """
+    model.compile(**compile_args)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
 def small_model(name, config=SMALL, **kwargs):
     keras.utils.set_random_seed(0)
     return builders.build_model(name, config, num_features=NUM_FEATURES, word_dimension=WORD_DIMENSION, **kwargs)

@@ -396,7 +396,7 @@ def test_a_run_stopped_after_training_finishes_from_its_best_epoch(tmp_path, dem
     caplog.set_level(logging.INFO, logger="emokeras")
     """Stopped during the export (here by a full disk; a kill stops it the same way): the error names the export
     folder, and the rerun trains no epoch again; the history, epochs, time and best epoch are the first run's."""
-    config = small_config(tmp_path, demo_data, epochs=1)
+    config = small_config(tmp_path, demo_data, epochs=1, data_config=FIRST_SECOND)
 
     def full_disk(model, path, metadata, onnx):
         raise tf.errors.ResourceExhaustedError(None, None, f"{path}/variables; No space left on device")
@@ -481,7 +481,7 @@ def test_a_mixed_precision_teacher_run_exports_a_float32_acoustic_only_student(t
     # "{fold}" in --teacher stands for the run's fold (one flag for a cross-validation sweep).
     teacher = os.path.join(os.path.dirname(teacher_config.run_dir()), "fold-{fold}")
     config = small_config(tmp_path, teacher_config.data, epochs=1, mixed_precision="mixed_bfloat16",
-                          multiview=MultiViewConfig(mode="teacher", teacher=teacher))
+                          multiview=MultiViewConfig(mode="teacher", teacher=teacher), data_config=FIRST_SECOND)
     results = Experiment(config).run()
     assert keras.mixed_precision.global_policy().name == "float32"  # the run's policy does not leak out
     assert config.run_dir().endswith(os.path.join("B-ACO-1.teacher.H-MM-4", "fold-3"))

@@ -32,10 +32,11 @@ def test_searched_settings_follow_the_mode():
 def test_command_line_lists_the_flags_off_their_defaults(tmp_path, demo_data):
     config = small_config(tmp_path, demo_data, multiview=MultiViewConfig(mode="joint", view="B-LEX", beta_a=1.2))
     command = command_line(config)
-    assert command.startswith("python -m emokeras.train --fold 3 --epochs 2 --batch_size 32")  # --model is ignored
+    assert command.startswith("python -m emokeras.train --fold 3 --epochs 2 --learning_rate 0.003")  # no --model
     for flag in ("--hidden_units 8", "--dropout 0.1", "--multiview joint", "--view B-LEX", "--beta_a 1.2"):
         assert flag in command
-    assert "--beta_m" not in command and "--model" not in command and "--student" not in command
+    assert "--beta_m" not in command and "--batch_size" not in command  # at their defaults
+    assert "--model" not in command and "--student" not in command
 
 
 def test_two_trials_record_the_objective_and_a_finished_search_resumes(distributed_search, demo_data, tmp_path,

@@ -346,7 +346,7 @@ def test_a_mistake_in_the_flags_is_named_before_tensorflow_loads(command, messag
 def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
     """Interrupted in its second epoch; the rerun then resumes (exactly: tests/test_train.py checks that)."""
     command = [sys.executable, "-m", "emokeras.train", "--model", "B-ACO-1", "--fold", "3", "--epochs", "20",
-               "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "64", "--data", demo_data,
+               "--hidden_units", "8", "--blstm_layers", "1", "--data", demo_data,
                "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx",
                "--max_frames", "100"]
     with ctrl_c_as_at_a_terminal():

@@ -168,9 +168,9 @@ def test_crossval_jobs_trains_runs_in_parallel_processes_and_summarises_them(tmp
 
     (Processes started by hand on several machines, each with its folds, share the output folder in the same way.)
     """
-    flags = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--batch_size", "64",
-             "--noonnx", "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models",
-             str(tmp_path / "saved"), "--folds", "3", "--seeds", "0,1", "--jobs", "2"]
+    flags = ["--model", "B-ACO-1", "--epochs", "1", "--hidden_units", "8", "--blstm_layers", "1", "--noonnx",
+             "--data", demo_data, "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"),
+             "--folds", "3", "--seeds", "0,1", "--jobs", "2"]
     done = subprocess.run([sys.executable, "-m", "emokeras.crossval", *flags], capture_output=True, text=True,
                           timeout=600, env=user_environment())
     assert done.returncode == 0, done.stderr[-3000:]

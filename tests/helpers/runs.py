@@ -11,13 +11,13 @@ FIRST_SECOND = DataConfig(max_frames=100)
 def small_config(tmp_path, demo_data, **overrides):
     """A fast `TrainConfig` (B-ACO-1 at 8 units, 2 epochs, no ONNX export) writing under `tmp_path`.
 
-    Batches of 64 utterances, the default: a small model's step costs about as much for 64 as for 32, and an epoch
-    of the demo corpus's 320 training utterances takes about 5 steps instead of 10 (a two-epoch run on the first
-    second: a sixth to a third less CPU).
+    Batches of the default size (64 utterances): a small model's step costs about as much for 64 as for 32, and an
+    epoch of the demo corpus's 320 training utterances takes about 5 steps instead of 10 (a two-epoch run on the
+    first second: a sixth to a third less CPU).
 
     `overrides` replace fields.
     """
-    settings = dict(model="B-ACO-1", fold=3, epochs=2, batch_size=64, learning_rate=3e-3, data=demo_data,
+    settings = dict(model="B-ACO-1", fold=3, epochs=2, learning_rate=3e-3, data=demo_data,
                     output=str(tmp_path / "runs"), saved_models=str(tmp_path / "saved_models"), model_config=SMALL,
                     onnx=False)
     settings.update(overrides)

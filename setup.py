@@ -25,6 +25,9 @@ setup(
         "audiofile==1.6.1",  # wav reading (openSMILE's own audio reader)
         "audresample==1.3.6",  # resampling to 16 kHz (openSMILE's own resampler)
         "numpy==2.4.6",
+        # TensorFlow, Keras and ONNX import it in every process: 0.7.0's extension takes about 1 s of CPU to import,
+        # 0.6.0's 0.015 s (docs/benchmarks.md).
+        "ml_dtypes==0.6.0",
         "scipy==1.17.1",  # the paired tests and intervals of emokeras.compare (permutation, Wilcoxon, t)
         "pandas==3.1.1",
         "absl-py==2.5.1",

@@ -12,7 +12,8 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
+import tempfile
+import threading
 
 from emokeras.config import MultiViewConfig
 from emokeras.settings import command_line
@@ -41,19 +42,22 @@ def search_with_a_killed_worker(folder, demo_data) -> dict:
     """
     tuning = os.path.join(folder, "tuning")
     flags = shlex.split(command_line(search_config(folder, demo_data), "emokeras.tune"))
-    supervisor = subprocess.Popen([sys.executable, "-m", *flags, "--max_trials", "2", "--workers", "2", "--tuning",
-                                   tuning], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=user_environment(TF_CPP_MIN_LOG_LEVEL="3"))
-    read = _read_until(supervisor, "[worker0] Epoch 1/")
-    # Among the supervisor's own processes: another search on this machine has a worker0 too.
-    victim = subprocess.run(["pgrep", "-P", str(supervisor.pid), "-f", "tuner_id worker0 --oracle_address"],
-                            capture_output=True, text=True)
-    pids = [int(pid) for pid in victim.stdout.split()]
-    assert pids, "no worker0 process"
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    out, err = supervisor.communicate(timeout=600)
-    return {"tuning": tuning, "code": supervisor.returncode, "out": read + out, "err": err}
+    # Standard error goes to a file: a pipe left unread while stdout is read would fill and stop the search.
+    with tempfile.TemporaryFile("w+") as errors:
+        supervisor = subprocess.Popen([sys.executable, "-m", *flags, "--max_trials", "2", "--workers", "2",
+                                       "--tuning", tuning], stdout=subprocess.PIPE, stderr=errors, text=True,
+                                      env=user_environment(TF_CPP_MIN_LOG_LEVEL="3"))
+        read = read_until(supervisor, "[worker0] Epoch 1/", errors)
+        # Among the supervisor's own processes: another search on this machine has a worker0 too.
+        victim = subprocess.run(["pgrep", "-P", str(supervisor.pid), "-f", "tuner_id worker0 --oracle_address"],
+                                capture_output=True, text=True)
+        pids = [int(pid) for pid in victim.stdout.split()]
+        assert pids, "no worker0 process"
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, _ = supervisor.communicate(timeout=600)
+        errors.seek(0)
+        return {"tuning": tuning, "code": supervisor.returncode, "out": read + out, "err": errors.read()}
 
 
 def recorded_trials(tuning) -> list[dict]:
@@ -65,14 +69,24 @@ def recorded_trials(tuning) -> list[dict]:
     return found
 
 
-def _read_until(process, text, timeout=300) -> str:
-    """Reads `process`'s output until a line holds `text`; returns the lines read."""
-    lines, deadline = [], time.monotonic() + timeout
-    for line in process.stdout:
-        lines.append(line)
-        if text in line:
-            return "".join(lines)
-        if time.monotonic() > deadline:
-            break
+def read_until(process, text, errors, timeout=300) -> str:
+    """Reads `process`'s standard output until a line holds `text`; returns the lines read.
+
+    Without such a line within `timeout` seconds, whether the process writes or is silent, the process is killed and
+    the test fails with what it wrote (`errors`: the file its standard error goes to).
+    """
+    lines = []
+    deadline = threading.Timer(timeout, process.kill)
+    deadline.start()
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if text in line:
+                return "".join(lines)
+    finally:
+        deadline.cancel()
     process.kill()
-    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:])
+    process.wait()
+    errors.seek(0)
+    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:] + "\nstandard error:\n"
+                         + errors.read()[-3000:])

@@ -1,9 +1,10 @@
-"""Running the commands as a user would: their environment, and what their output must not hold."""
+"""Running the commands as a user would: their environment, their output read as it comes, and what it must not hold."""
 
 import contextlib
 import os
 import signal
 import sys
+import threading
 
 # A TensorFlow C++ log line, or one of the start-up lines a quiet start holds back.
 TF_LOG_LINE = r"(^[IWEF]\d{4} )|cuInit|oneDNN|cudart|InitializeLog|cuda drivers"
@@ -51,3 +52,26 @@ def without_tensorflow(module: str, *args: str) -> list[str]:
               f"sys.argv = [{module!r}, *sys.argv[1:]]\n"
               f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n")
     return [sys.executable, "-c", script, *args]
+
+
+def read_until(process, text, errors, timeout=300) -> str:
+    """Reads `process`'s standard output until a line holds `text`; returns the lines read.
+
+    Without such a line within `timeout` seconds, whether the process writes or is silent, the process is killed and
+    the test fails with what it wrote (`errors`: the file its standard error goes to).
+    """
+    lines = []
+    deadline = threading.Timer(timeout, process.kill)
+    deadline.start()
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if text in line:
+                return "".join(lines)
+    finally:
+        deadline.cancel()
+    process.kill()
+    process.wait()
+    errors.seek(0)
+    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:] + "\nstandard error:\n"
+                         + errors.read()[-3000:])

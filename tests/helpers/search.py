@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 
 from emokeras.config import MultiViewConfig
 from emokeras.settings import command_line
 
-from helpers.commands import user_environment
+from helpers.commands import read_until, user_environment
 from helpers.runs import FIRST_SECOND, small_config
 
 
@@ -67,26 +66,3 @@ def recorded_trials(tuning) -> list[dict]:
         with open(path, encoding="utf-8") as handle:
             found.append(json.load(handle))
     return found
-
-
-def read_until(process, text, errors, timeout=300) -> str:
-    """Reads `process`'s standard output until a line holds `text`; returns the lines read.
-
-    Without such a line within `timeout` seconds, whether the process writes or is silent, the process is killed and
-    the test fails with what it wrote (`errors`: the file its standard error goes to).
-    """
-    lines = []
-    deadline = threading.Timer(timeout, process.kill)
-    deadline.start()
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if text in line:
-                return "".join(lines)
-    finally:
-        deadline.cancel()
-    process.kill()
-    process.wait()
-    errors.seek(0)
-    raise AssertionError(f"{text!r} not among the lines read:\n" + "".join(lines)[-3000:] + "\nstandard error:\n"
-                         + errors.read()[-3000:])

@@ -352,7 +352,7 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
                "--max_frames", "100"]
     with ctrl_c_as_at_a_terminal(), tempfile.TemporaryFile("w+") as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=user_environment())
-        read_until(process, "Epoch 2/", errors)
+        assert read_until(process, "Epoch 2/", errors).splitlines()[-1].startswith("Epoch 2/")
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=120)

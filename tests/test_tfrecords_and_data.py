@@ -125,8 +125,8 @@ def _collect(dataset):
 def test_splits_follow_the_fold_rule(demo_data):
     ids = {split: _collect(pipelines.make_dataset(demo_data, 3, split, batch_size=16, with_ids=True))[0]
            for split in ("train", "validation", "test")}
-    assert {len(v) for v in ids.values()} == {320, 40}
-    assert len(ids["train"]) == 320
+    assert {len(v) for v in ids.values()} == {160, 20}
+    assert len(ids["train"]) == 160
     assert all(i.startswith(b"Ses02") and i.split(b"_")[-1][:1] == b"M" for i in ids["validation"])
     assert all(i.startswith(b"Ses02") and i.split(b"_")[-1][:1] == b"F" for i in ids["test"])
     assert not any(i.startswith(b"Ses02") for i in ids["train"])
@@ -165,7 +165,7 @@ def test_only_training_is_shuffled_each_epoch_by_its_seed_and_epoch(demo_data):
 def test_training_epochs_follow_one_another_as_single_epochs_would(demo_data):
     epochs, steps = pipelines.training_epochs(demo_data, 3, 16, seed=2, first=1, last=3)
     batches = [len(labels) for _, labels in epochs]
-    assert len(batches) == 2 * steps and sum(batches[:steps]) == sum(batches[steps:]) == 320  # 8 speakers x 40
+    assert len(batches) == 2 * steps and sum(batches[:steps]) == sum(batches[steps:]) == 160  # 8 speakers x 20
     single = [labels.numpy().tolist()
               for _, labels in pipelines.make_dataset(demo_data, 3, "train", 16, seed=2, epoch=2)]
     assert [labels.numpy().tolist() for _, labels in epochs][steps:] == single

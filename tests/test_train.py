@@ -79,9 +79,9 @@ def test_run_folder_holds_config_history_tensorboard_and_results(trained):
         assert json.load(f) == results
     for split in ("validation", "test"):
         matrix = np.array(results[split]["confusion_matrix"])
-        assert matrix.shape == (4, 4) and matrix.sum() == 40  # the demo's held-out speaker: 40 utterances
+        assert matrix.shape == (4, 4) and matrix.sum() == 20  # the demo's held-out speaker: 20 utterances
         np.testing.assert_allclose(results[split]["unweighted_accuracy"], ua_from_confusion(matrix), rtol=1e-6)
-        np.testing.assert_allclose(results[split]["weighted_accuracy"], np.trace(matrix) / 40, rtol=1e-6)
+        np.testing.assert_allclose(results[split]["weighted_accuracy"], np.trace(matrix) / 20, rtol=1e-6)
     assert results["epochs"] == 2 and results["train_seconds"] > 0
 
 

@@ -12,8 +12,7 @@ def small_config(tmp_path, demo_data, **overrides):
     """A fast `TrainConfig` (B-ACO-1 at 8 units, 2 epochs, no ONNX export) writing under `tmp_path`.
 
     Batches of the default size (64 utterances): a small model's step costs about as much for 64 as for 32, and an
-    epoch of the demo corpus's 320 training utterances takes about 5 steps instead of 10 (a two-epoch run on the
-    first second: a sixth to a third less CPU).
+    epoch of the test corpus's 160 training utterances takes 3 steps instead of 5.
 
     `overrides` replace fields.
     """

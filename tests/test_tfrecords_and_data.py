@@ -70,6 +70,36 @@ def test_shard_writer_leaves_nothing_when_interrupted(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_an_unchanged_shard_is_read_once_and_a_rewritten_one_again(tmp_path, monkeypatch):
+    """A run builds several pipelines over the same shards: a shard's sizes are read once while it is unchanged.
+
+    Written again, it is read again; the same shard under a manifest of other sizes is checked against those.
+    """
+    path = str(tmp_path / "s-00000.tfrecord")
+    manifest = {"num_features": 3, "encoder_dimension": 2}
+
+    def write(num_features, frames):
+        with tfrecords.ShardWriter(path) as writer:
+            writer.write(tfrecords.serialize_example("u1", "g", "s", 0, np.zeros((frames, num_features)), ["a"],
+                                                     [(0, 1)], np.zeros((1, 2))))
+
+    reads = []
+    records = tf.data.TFRecordDataset
+    monkeypatch.setattr(tf.data, "TFRecordDataset", lambda *args: reads.append(args) or records(*args))
+    write(3, frames=4)
+    for _ in range(3):
+        tfrecords.check_shard(path, manifest)
+    assert len(reads) == 1
+    write(5, frames=4)  # another shard at the same path: read again, and refused
+    with pytest.raises(tfrecords.ManifestMismatch, match=r"s-00000.tfrecord: its examples have num_features 5 "
+                                                         r"where the manifest says 3"):
+        tfrecords.check_shard(path, manifest)
+    with pytest.raises(tfrecords.ManifestMismatch, match="num_features 5 where"):  # a refusal is not remembered
+        tfrecords.check_shard(path, manifest)
+    tfrecords.check_shard(path, {**manifest, "num_features": 5})
+    assert len(reads) == 4
+
+
 def test_fold_rule():
     from emokeras.data.corpus.iemocap import session_folds
 

@@ -186,14 +186,25 @@ def check_manifest(directory: str, expected: dict) -> dict:
     return found
 
 
+# Shards whose sizes agreed with a manifest's in this process: (the file as it stands, the sizes). A run builds
+# several pipelines over the same shards, and each read of a first example costs a dataset and its iterator.
+_agreeing_shards = set()
+
+
 def check_shard(path: str, manifest: dict) -> None:
     """Reads the first example of a shard and checks its sizes against the manifest.
 
-    So that a folder whose manifest disagrees with its shards is named before a pipeline fails inside a reshape.
+    So that a folder whose manifest disagrees with its shards is named before a pipeline fails inside a reshape. A
+    shard that agreed is not read again while it is the same file (device, inode, size, modification time).
 
     Raises:
       ManifestMismatch: naming the shard, the sizes found and the manifest's.
     """
+    stat = os.stat(path)
+    checked = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, manifest["num_features"],
+               manifest["encoder_dimension"])
+    if checked in _agreeing_shards:
+        return
     for serialized in tf.data.TFRecordDataset(path).take(1):
         example = tf.io.parse_single_example(serialized, FEATURES)
         frames, words = int(example["num_frames"]), int(example["num_words"])
@@ -205,6 +216,7 @@ def check_shard(path: str, manifest: dict) -> None:
         if wrong:
             raise ManifestMismatch(f"{path}: its examples have {'; '.join(wrong)} ({MANIFEST} belongs to other "
                                    "data); prepare the folder again with --overwrite")
+    _agreeing_shards.add(checked)
 
 
 def count_examples(path: str) -> int:

@@ -350,8 +350,10 @@ def test_ctrl_c_in_training_is_one_line_and_exit_130(tmp_path, demo_data):
                "--hidden_units", "8", "--blstm_layers", "1", "--data", demo_data,
                "--output", str(tmp_path / "runs"), "--saved_models", str(tmp_path / "saved"), "--noonnx",
                "--max_frames", "100"]
-    with ctrl_c_as_at_a_terminal(), tempfile.TemporaryFile("w+") as errors:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=user_environment())
+    with tempfile.TemporaryFile("w+") as errors:
+        with ctrl_c_as_at_a_terminal():
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True,
+                                       env=user_environment())
         assert read_until(process, "Epoch 2/", errors).splitlines()[-1].startswith("Epoch 2/")
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)

@@ -5,6 +5,11 @@
    start beyond the kept frames are dropped, spans clipped), keep lengths;
 3. batch: bucket by frame length, pad (lengths give the masks), prefetch.
 
+tf.data traces the pipelines' functions as written
+(`tf.autograph.experimental.do_not_convert`): they hold no Python control flow
+over tensors, and AutoGraph's rewriting of them would cost each process's first
+run about half a second of CPU.
+
 Only the training split is shuffled. Each element is `(inputs, label)` with
 `inputs` a dict: `frames [B, T, F]`, `num_frames [B]`, `word_vectors [B, W, D]`,
 `num_words [B]`, `word_spans [B, W, 2]` (padding rows are `[0, 0)`).
@@ -137,14 +142,25 @@ def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig |
         tfrecords.check_shard(path, manifest)
     dataset = tf.data.TFRecordDataset(paths)
     num_features, dimension = manifest["num_features"], manifest["encoder_dimension"]
-    dataset = dataset.map(lambda s: tfrecords.decode_example(s, num_features, dimension),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if others:
-        wanted = tf.constant(list(groups))
-        dataset = dataset.filter(lambda example: tf.reduce_any(tf.equal(example["group"], wanted)))
     needs_words = manifest["has_words"]
-    return dataset.map(lambda example: parse_example(example, settings.max_frames, settings.max_words, needs_words),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    wanted = tf.constant(list(groups))
+
+    @tf.autograph.experimental.do_not_convert
+    def decode(serialized):
+        return tfrecords.decode_example(serialized, num_features, dimension)
+
+    @tf.autograph.experimental.do_not_convert
+    def in_split(example):
+        return tf.reduce_any(tf.equal(example["group"], wanted))
+
+    @tf.autograph.experimental.do_not_convert
+    def parse(example):
+        return parse_example(example, settings.max_frames, settings.max_words, needs_words)
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if others:
+        dataset = dataset.filter(in_split)
+    return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -162,6 +178,7 @@ def _batched(dataset: tf.data.Dataset, split: str, batch_size: int, seed: int, e
     if split == "train":
         dataset = dataset.shuffle(settings.shuffle_buffer, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
 
+    @tf.autograph.experimental.do_not_convert
     def to_pair(example):
         inputs = {key: example[key] for key in ("frames", "num_frames", "word_vectors", "num_words", "word_spans")}
         if with_ids:
@@ -242,7 +259,8 @@ def frame_statistics(data_dir: str, fold: int, data_config: DataConfig | None = 
       UnreadableUtterance: a training utterance the models cannot read.
     """
     total, total_squares, count = 0.0, 0.0, 0
-    dataset = parsed_split(data_dir, fold, "train", data_config).map(lambda e: e["frames"])
+    frames_of = tf.autograph.experimental.do_not_convert(lambda example: example["frames"])
+    dataset = parsed_split(data_dir, fold, "train", data_config).map(frames_of)
     with reported_as_unreadable(TRAINING_ADVICE):
         for frames in dataset.as_numpy_iterator():
             frames = frames.astype(np.float64)

@@ -181,7 +181,7 @@ def inference_function(model: keras.Model, element_spec):
     Traced for the first batch's shapes instead, it would be traced again as batch sizes and lengths vary.
     """
     return tf.function(lambda inputs: model(inputs, training=False),
-                       input_signature=[select_inputs(model, element_spec[0])])
+                       input_signature=[select_inputs(model, element_spec[0])], autograph=False)
 
 
 def inspection_model(model: keras.Model) -> keras.Model:

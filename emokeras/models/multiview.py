@@ -157,6 +157,7 @@ def add_negatives(dataset, rule: str = "random", class_names=CLASS_NAMES, seed: 
     """
     eligibility = negative_eligibility(rule, class_names)
 
+    @tf.autograph.experimental.do_not_convert
     def with_negatives(index, element):
         inputs, labels, *weights = element
         batch_seed = tf.stack([tf.constant(seed, tf.int64), epoch * _BATCH_SEED_STRIDE + index])

@@ -39,6 +39,7 @@ def _keep_inputs(input_names, class_weights=None):
     """
     weights = None if class_weights is None else tf.constant(class_weights, tf.float32)
 
+    @tf.autograph.experimental.do_not_convert
     def keep(inputs, label):
         kept = {name: inputs[name] for name in input_names}
         return (kept, label) if weights is None else (kept, label, tf.gather(weights, label))

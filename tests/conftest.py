@@ -5,6 +5,7 @@ session's common folder while the others wait for it, then read what it built (a
 """
 
 import fcntl
+import gc
 import json
 import os
 
@@ -56,6 +57,10 @@ def pytest_configure(config):
     # small models, whose first step it lengthens by half (a joint H-MM-4 fit of two steps: 27 and 31 s with it, 18
     # and 21 s without). Commands the tests start run with it, as a user's do.
     tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    # Tracing makes and drops many short-lived Python objects, and each full collection walks TensorFlow's and Keras'
+    # long-lived ones (about 0.3 s here): at the default thresholds collection took 14.4 s of the two test processes'
+    # 410 s of CPU, at these 7.2 s (docs/benchmarks.md).
+    gc.set_threshold(50_000, 20, 20)
     # The process ends as a finished command does: pytest-xdist's controller waits for its workers to exit.
     skip_the_collection_at_exit()
 

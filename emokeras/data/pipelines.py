@@ -143,23 +143,20 @@ def parsed_split(data_dir: str, fold: int, split: str, data_config: DataConfig |
     dataset = tf.data.TFRecordDataset(paths)
     num_features, dimension = manifest["num_features"], manifest["encoder_dimension"]
     needs_words = manifest["has_words"]
-    wanted = tf.constant(list(groups))
 
     @tf.autograph.experimental.do_not_convert
     def decode(serialized):
         return tfrecords.decode_example(serialized, num_features, dimension)
 
     @tf.autograph.experimental.do_not_convert
-    def in_split(example):
-        return tf.reduce_any(tf.equal(example["group"], wanted))
-
-    @tf.autograph.experimental.do_not_convert
     def parse(example):
         return parse_example(example, settings.max_frames, settings.max_words, needs_words)
 
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if others:
-        dataset = dataset.filter(in_split)
+    if others:  # shards that hold other groups too: keep this split's examples
+        wanted = tf.constant(list(groups))
+        dataset = dataset.filter(tf.autograph.experimental.do_not_convert(
+            lambda example: tf.reduce_any(tf.equal(example["group"], wanted))))
     return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
